@@ -1,0 +1,48 @@
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from tenants.models import Tenant
+
+# Pages a user must reach before MFA is set up (or while signing out).
+MFA_EXEMPT_PREFIXES = ("/accounts/", "/static/")
+
+
+class TenantAccessMiddleware:
+    """Refuses tenant hosts of suspended tenants and of other regions; enforces tenant MFA."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        tenant: Tenant = request.tenant  # type: ignore[attr-defined]
+        if tenant.schema_name == settings.PUBLIC_SCHEMA_NAME:
+            return self.get_response(request)
+        if tenant.region != settings.REGION:
+            return render(
+                request,
+                "tenants/unavailable.html",
+                {"reason": "region", "region": tenant.get_region_display()},
+                status=421,
+            )
+        if not tenant.is_active:
+            return render(request, "tenants/unavailable.html", {"reason": "suspended"}, status=403)
+        user = request.user
+        if (
+            tenant.require_mfa_for_admins
+            and user.is_authenticated
+            and user.is_admin  # type: ignore[union-attr]
+            and not request.path.startswith(MFA_EXEMPT_PREFIXES)
+            and not _has_totp(user)
+        ):
+            return redirect(reverse("mfa_activate_totp"))
+        return self.get_response(request)
+
+
+def _has_totp(user: object) -> bool:
+    from allauth.mfa.models import Authenticator
+
+    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()

@@ -1,0 +1,85 @@
+"""Shared fixtures: two tenants (A and B) made once per session, users of each role, clients."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from allauth.account.models import EmailAddress
+from django.core.cache import cache
+from django.test import Client
+from django_tenants.utils import schema_context
+
+from accounts.models import Role, User
+from tenants.models import Tenant
+from tenants.services import tenant_create, tenant_host
+
+PASSWORD = "a-long-test-password-42"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_redis() -> Iterator[None]:
+    cache.clear()
+    yield
+
+
+@pytest.fixture(scope="session")
+def tenants_ab(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> Iterator[dict]:
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        made = {
+            key: Tenant.objects.filter(slug=slug).first()
+            or tenant_create(
+                name=f"Tenant {key.upper()}",
+                slug=slug,
+                owner_email=f"owner@{slug}.example.com",
+                owner_password=PASSWORD,
+                owner_email_verified=True,
+            )
+            for key, slug in (("a", "tenant-a"), ("b", "tenant-b"))
+        }
+    yield made
+
+
+@pytest.fixture
+def tenant_a(tenants_ab: dict, db: None) -> Tenant:
+    tenant: Tenant = Tenant.objects.get(pk=tenants_ab["a"].pk)
+    return tenant
+
+
+@pytest.fixture
+def tenant_b(tenants_ab: dict, db: None) -> Tenant:
+    tenant: Tenant = Tenant.objects.get(pk=tenants_ab["b"].pk)
+    return tenant
+
+
+@contextmanager
+def in_tenant(tenant: Tenant) -> Iterator[None]:
+    with schema_context(tenant.schema_name):
+        yield
+
+
+def make_user(tenant: Tenant, role: str = Role.MEMBER, email: str | None = None) -> User:
+    """A verified user of `tenant` with the given role."""
+    with in_tenant(tenant):
+        email = email or f"{role}-{User.objects.count()}@{tenant.slug}.example.com"
+        user = User.objects.create_user(email, PASSWORD, role=role, name=role.title())
+        EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
+    return user
+
+
+def owner_of(tenant: Tenant) -> User:
+    with in_tenant(tenant):
+        return User.objects.get(role=Role.OWNER, email=f"owner@{tenant.slug}.example.com")
+
+
+def tenant_client(tenant: Tenant, user: User | None = None) -> Client:
+    """A test client on the tenant's own host, signed in as `user` when given."""
+    client = Client(HTTP_HOST=tenant_host(tenant))
+    if user is not None:
+        with in_tenant(tenant):
+            client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def public_client() -> Client:
+    return Client(HTTP_HOST="localhost")

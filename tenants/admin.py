@@ -1,0 +1,40 @@
+from django.contrib import admin
+
+from tenants.models import Domain, Plan, Tenant
+
+
+class DomainInline(admin.TabularInline):
+    model = Domain
+    extra = 0
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "short_id", "plan", "status", "region", "created_at"]
+    list_filter = ["status", "plan", "region", "privacy_mode"]
+    search_fields = ["name", "slug", "short_id", "schema_name"]
+    readonly_fields = ["schema_name", "short_id", "created_at"]
+    inlines = [DomainInline]
+
+    def get_queryset(self, request):  # type: ignore[no-untyped-def]
+        return super().get_queryset(request).customers().select_related("plan")
+
+
+@admin.register(Domain)
+class DomainAdmin(admin.ModelAdmin):
+    list_display = ["domain", "tenant", "is_primary"]
+    search_fields = ["domain", "tenant__name", "tenant__slug"]
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "slug",
+        "retention_days",
+        "member_limit",
+        "proxy_key_limit",
+        "monthly_request_limit",
+        "has_data_residency",
+    ]
+    search_fields = ["name", "slug"]

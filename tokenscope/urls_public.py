@@ -1,0 +1,13 @@
+"""URLs of the public site on the base domain."""
+
+from django.contrib import admin
+from django.urls import path
+
+from tenants import views as tenant_views
+
+urlpatterns = [
+    path("", tenant_views.landing, name="landing"),
+    path("privacy/", tenant_views.privacy_policy, name="privacy_policy"),
+    path("signup/", tenant_views.signup, name="signup"),
+    path("admin/", admin.site.urls),
+]
