@@ -1,0 +1,5 @@
+"""Audit models, one module per concern; every model is re-exported here for Django."""
+
+from audit.models.events import AuditEvent
+
+__all__ = ["AuditEvent"]
