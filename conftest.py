@@ -13,19 +13,18 @@ from accounts.models import Role, User
 from tenants.models import Tenant
 from tenants.services import tenant_create, tenant_host
 
-PASSWORD = "a-long-test-password-42"
+PASSWORD = "a-long-test-password-42"  # noqa: S105
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _fresh_redis() -> Iterator[None]:
+def _fresh_redis() -> None:
     cache.clear()
-    yield
 
 
 @pytest.fixture(scope="session")
-def tenants_ab(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> Iterator[dict]:
+def tenants_ab(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> dict:
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
-        made = {
+        return {
             key: Tenant.objects.filter(slug=slug).first()
             or tenant_create(
                 name=f"Tenant {key.upper()}",
@@ -36,7 +35,6 @@ def tenants_ab(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) 
             )
             for key, slug in (("a", "tenant-a"), ("b", "tenant-b"))
         }
-    yield made
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ class TenantAccessMiddleware:
         if (
             tenant.require_mfa_for_admins
             and user.is_authenticated
-            and user.is_admin  # type: ignore[union-attr]
+            and user.is_admin
             and not request.path.startswith(MFA_EXEMPT_PREFIXES)
             and not _has_totp(user)
         ):

@@ -1,4 +1,5 @@
 import logging
+
 from allauth.account.models import EmailAddress
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.sessions.models import Session
@@ -55,7 +56,12 @@ def invitation_create(
         link = tenant_url(tenant, f"/team/join/{token}/")
         body = render_to_string(
             "emails/invitation.txt",
-            {"tenant": tenant, "inviter": actor, "link": link, "role": invitation.get_role_display()},
+            {
+                "tenant": tenant,
+                "inviter": actor,
+                "link": link,
+                "role": invitation.get_role_display(),
+            },
         )
         transaction.on_commit(
             lambda: send_mail(f"You're invited to {tenant.name} on TokenScope", body, None, [email])
@@ -79,8 +85,8 @@ def invitation_accept(token: str, *, name: str, password: str) -> User:
     except ValidationError as exc:
         raise DomainError(" ".join(exc.messages), field="password") from exc
     with transaction.atomic():
-        claimed = Invitation.objects.pending().filter(pk=invitation.pk).update(
-            accepted_at=timezone.now()
+        claimed = (
+            Invitation.objects.pending().filter(pk=invitation.pk).update(accepted_at=timezone.now())
         )
         if not claimed:
             raise NotFound("This invitation is invalid or has expired.")
@@ -158,4 +164,3 @@ def member_remove(actor: User, *, member: User, request: HttpRequest | None = No
             request=request,
         )
     user_sessions_revoke(member)
-

@@ -6,7 +6,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.forms import InvitationForm, JoinForm, RoleForm
 from accounts.models import Invitation, User
-from accounts.permissions import admin_required, viewer_required
+from accounts.permissions import acting_user, admin_required, viewer_required
 from accounts.services import (
     invitation_accept,
     invitation_create,
@@ -37,7 +37,7 @@ def team_invite(request: HttpRequest) -> HttpResponse:
         return redirect("team")
     try:
         invitation_create(
-            request.user,  # type: ignore[arg-type]
+            acting_user(request),
             tenant=request.tenant,  # type: ignore[attr-defined]
             email=form.cleaned_data["email"],
             role=form.cleaned_data["role"],
@@ -58,7 +58,7 @@ def team_member_role(request: HttpRequest, user_id: int) -> HttpResponse:
     if form.is_valid():
         try:
             member_role_change(
-                request.user,  # type: ignore[arg-type]
+                acting_user(request),
                 member=member,
                 role=form.cleaned_data["role"],
                 request=request,
@@ -75,7 +75,7 @@ def team_member_role(request: HttpRequest, user_id: int) -> HttpResponse:
 def team_member_remove(request: HttpRequest, user_id: int) -> HttpResponse:
     member = get_object_or_404(User, pk=user_id, is_active=True)
     try:
-        member_remove(request.user, member=member, request=request)  # type: ignore[arg-type]
+        member_remove(acting_user(request), member=member, request=request)
     except DomainError as exc:
         messages.error(request, exc.message)
     else:

@@ -1,4 +1,4 @@
-"""Set-up for a fresh machine: find or start PostgreSQL and Redis, then run the product or the tests.
+"""Fresh-machine set-up: find or start PostgreSQL and Redis, then run the product or the tests.
 
     python bin/devstack.py run    # migrate, seed the demo tenant, start every process
     python bin/devstack.py test   # lint, type-check and run the test suite
@@ -66,7 +66,7 @@ def ensure_redis() -> str:
             serverconfig={"port": str(EMBEDDED_REDIS_PORT), "bind": "127.0.0.1"},
         )
         # Keep the server running after this process exits; `make stop` ends it.
-        server._cleanup = lambda *args, **kwargs: None  # type: ignore[method-assign]
+        server._cleanup = lambda *args, **kwargs: None
     return f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
 
 
@@ -93,7 +93,11 @@ def service_env() -> dict[str, str]:
 
 def manage(env: dict[str, str], *args: str, capture: bool = False) -> str:
     result = subprocess.run(
-        [PY, "manage.py", *args], cwd=ROOT, env=env, check=True, text=True,
+        [PY, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        text=True,
         stdout=subprocess.PIPE if capture else None,
     )
     return result.stdout or ""
@@ -108,13 +112,43 @@ def run() -> int:
     manage(env, "migrate_schemas", "--executor", "standard", "-v", "0")
     demo = json.loads(manage(env, "seed_demo", "--json", capture=True))
     processes = {
-        "web": [PY, "-m", "uvicorn", "tokenscope.asgi:application", "--host", "127.0.0.1",
-                "--port", port, "--no-access-log"],
-        "worker": [PY, "-m", "celery", "-A", "tokenscope", "worker", "-l", "warning",
-                   "--concurrency", "2"],
-        "beat": [PY, "-m", "celery", "-A", "tokenscope", "beat", "-l", "warning",
-                 "-S", "tenant_schemas_celery.scheduler:TenantAwareScheduler",
-                 "-s", str(LOCAL / "celerybeat-schedule")],
+        "web": [
+            PY,
+            "-m",
+            "uvicorn",
+            "tokenscope.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            port,
+            "--no-access-log",
+        ],
+        "worker": [
+            PY,
+            "-m",
+            "celery",
+            "-A",
+            "tokenscope",
+            "worker",
+            "-l",
+            "warning",
+            "--concurrency",
+            "2",
+        ],
+        "beat": [
+            PY,
+            "-m",
+            "celery",
+            "-A",
+            "tokenscope",
+            "beat",
+            "-l",
+            "warning",
+            "-S",
+            "tenant_schemas_celery.scheduler:TenantAwareScheduler",
+            "-s",
+            str(LOCAL / "celerybeat-schedule"),
+        ],
     }
     children = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in processes.items()}
     base = f"http://localhost:{port}"

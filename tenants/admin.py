@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from tenants.models import Domain, Plan, Tenant
 
@@ -16,8 +18,8 @@ class TenantAdmin(admin.ModelAdmin):
     readonly_fields = ["schema_name", "short_id", "created_at"]
     inlines = [DomainInline]
 
-    def get_queryset(self, request):  # type: ignore[no-untyped-def]
-        return super().get_queryset(request).customers().select_related("plan")
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        return Tenant.objects.customers().select_related("plan")
 
 
 @admin.register(Domain)

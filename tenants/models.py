@@ -26,7 +26,7 @@ def validate_time_zone(value: str) -> None:
         raise ValidationError(f"{value!r} is not an IANA time zone.")
 
 
-class Plan(models.Model):
+class Plan(models.Model):  # type: ignore[django-manager-missing]
     class Slug(models.TextChoices):
         FREE = "free", "Free"
         STARTUP = "startup", "Startup"

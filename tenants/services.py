@@ -143,7 +143,9 @@ def tenant_settings_update(
         if "privacy_mode" in changes:
             audit_event_record(
                 actor,
-                action="tenant.privacy_mode_on" if tenant.privacy_mode else "tenant.privacy_mode_off",
+                action="tenant.privacy_mode_on"
+                if tenant.privacy_mode
+                else "tenant.privacy_mode_off",
                 object_type="tenant",
                 object_id=tenant.short_id,
                 object_repr=tenant.name,

@@ -13,7 +13,7 @@ HEARTBEAT_TTL = 3600
 @shared_task(bind=True)
 def tenant_heartbeat(self: object) -> str:
     """Prove that tasks run in each tenant's schema: record the schema the task ran in."""
-    schema = connection.schema_name
+    schema: str = connection.schema_name  # type: ignore[attr-defined]
     # The cache key function prefixes the current schema, so each tenant gets its own entry.
     cache.set("heartbeat", timezone.now().isoformat(), HEARTBEAT_TTL)
     logger.info("heartbeat schema=%s", schema)

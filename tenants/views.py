@@ -3,7 +3,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 
-from accounts.permissions import admin_required
+from accounts.permissions import acting_user, admin_required
 from tenants.forms import SignupForm, TenantSettingsForm
 from tenants.policy import current_policy
 from tenants.services import tenant_create, tenant_settings_update, tenant_url
@@ -47,7 +47,9 @@ def tenant_settings(request: HttpRequest) -> HttpResponse:
         # The form worked on the instance; start again from the stored row to diff honestly.
         tenant.refresh_from_db()
         try:
-            changed = tenant_settings_update(tenant, actor=request.user, request=request, **values)
+            changed = tenant_settings_update(
+                tenant, actor=acting_user(request), request=request, **values
+            )
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:

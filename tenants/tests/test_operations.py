@@ -1,0 +1,136 @@
+import json
+import os
+import subprocess
+import sys
+from io import StringIO
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.core.cache import cache
+from django.core.management import call_command
+from django.db import connection
+
+from accounts.models import Role, User
+from conftest import in_tenant
+from tenants.checks import check_tenant_schemas
+from tenants.models import Tenant
+from tenants.tasks import tenant_heartbeat
+from tokenscope.celery import app
+
+
+@pytest.mark.django_db
+def test_the_schema_check_passes_when_every_tenant_table_exists(tenant_a, tenant_b):
+    assert [problem.id for problem in check_tenant_schemas()] == []
+
+
+@pytest.mark.django_db
+def test_the_schema_check_catches_a_missing_tenant_table(tenant_a):
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP TABLE "{tenant_a.schema_name}"."audit_auditevent"')
+
+    problems = check_tenant_schemas()
+
+    assert [problem.id for problem in problems] == ["tokenscope.E011"]
+    assert tenant_a.schema_name in problems[0].msg
+    assert "audit_auditevent" in problems[0].msg
+
+
+@pytest.mark.django_db
+def test_the_schema_check_warns_about_zombie_tables_of_shared_apps(tenant_b):
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE TABLE "{tenant_b.schema_name}"."tenants_plan" (id int)')
+
+    problems = check_tenant_schemas()
+
+    assert [problem.id for problem in problems] == ["tokenscope.W012"]
+    assert "tenants_plan" in problems[0].msg
+
+
+@pytest.mark.django_db
+def test_tenant_add_prints_one_json_object():
+    out = StringIO()
+
+    call_command(
+        "tenant_add",
+        "--slug",
+        "cli-co",
+        "--name",
+        "CLI Co",
+        "--owner-email",
+        "Boss@CLI.example.com",
+        "--owner-password",
+        "a-very-long-password-1",
+        "--plan",
+        "startup",
+        "--json",
+        stdout=out,
+    )
+
+    result = json.loads(out.getvalue())
+    tenant = Tenant.objects.get(slug="cli-co")
+    assert result == {
+        "id": tenant.short_id,
+        "slug": "cli-co",
+        "schema": "t_cli_co",
+        "host": "cli-co.localhost",
+    }
+    assert tenant.plan.slug == "startup"
+    with in_tenant(tenant):
+        assert User.objects.get(email="boss@cli.example.com").role == Role.OWNER
+
+
+@pytest.mark.django_db
+def test_tenant_add_refuses_a_taken_slug(tenant_a):
+    with pytest.raises(Exception, match="already taken"):
+        call_command(
+            "tenant_add",
+            "--slug",
+            tenant_a.slug,
+            "--name",
+            "Copy",
+            "--owner-email",
+            "x@example.com",
+            "--owner-password",
+            "a-very-long-password-1",
+            "--json",
+        )
+
+
+def test_the_heartbeat_runs_in_each_tenant_schema(tenants_ab, django_db_blocker):
+    with django_db_blocker.unblock(), start_worker(app, perform_ping_check=False, pool="solo"):
+        for tenant in tenants_ab.values():
+            with in_tenant(tenant):
+                tenant_heartbeat.delay()
+        seen = {}
+        for _ in range(100):
+            for tenant in tenants_ab.values():
+                with in_tenant(tenant):
+                    seen[tenant.slug] = cache.get("heartbeat")
+            if all(seen.values()):
+                break
+            import time
+
+            time.sleep(0.1)
+    assert all(seen.values()), seen
+    with in_tenant(tenants_ab["a"]):
+        cache.delete("heartbeat")
+    assert cache.get("heartbeat") is None
+
+
+def test_start_up_stops_with_a_clear_message_without_a_secret_key_in_production():
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SECRET_KEY", "DEBUG")}
+    env["DEBUG"] = "0"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django, os; "
+            "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'tokenscope.settings'); "
+            "django.setup()",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
