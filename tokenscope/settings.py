@@ -51,6 +51,20 @@ if TESTING:
 
 ANTHROPIC_UPSTREAM_URL = env("ANTHROPIC_UPSTREAM_URL", "https://api.anthropic.com")
 KEK_PROVIDER = env("TOKENSCOPE_KEK_PROVIDER", "local")
+# Local KEK (A256KW): base64 of 32 bytes; older versions stay readable for `rewrap_keys`.
+_DEV_LOCAL_KEK = "ZGV2LW9ubHkta2VrLWZvci10b2tlbnNjb3BlLXRlc3Q="  # base64 of 32 fixed bytes
+LOCAL_KEK = env("TOKENSCOPE_LOCAL_KEK")
+LOCAL_KEK_VERSION = env("TOKENSCOPE_LOCAL_KEK_VERSION", "1")
+if not LOCAL_KEK and (DEBUG or TESTING):
+    LOCAL_KEK, LOCAL_KEK_VERSION = _DEV_LOCAL_KEK, "dev"
+# Older local KEK versions, "version=base64,version=base64"; they only unwrap.
+LOCAL_KEK_PREVIOUS = dict(
+    item.strip().split("=", 1) for item in env("TOKENSCOPE_LOCAL_KEK_PREVIOUS").split(",") if item
+)
+# Versioned Key Vault key id: https://<vault>.vault.azure.net/keys/<name>/<version>.
+AZURE_KEYVAULT_KEY_ID = env("AZURE_KEYVAULT_KEY_ID")
+# How long a decrypted Anthropic key stays in this process's memory.
+KEY_CACHE_TTL_SECONDS = env_int("KEY_CACHE_TTL_SECONDS", 300)
 
 SHARED_APPS = [
     "django_tenants",
@@ -78,6 +92,7 @@ TENANT_APPS = [
     "allauth.account",
     "allauth.mfa",
     "audit",
+    "proxy",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -272,6 +287,8 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # Access logs would carry query strings; our own request log omits secrets.
         "uvicorn.access": {"level": "WARNING"},
+        # The Azure SDK logs every Key Vault request at INFO; keep only warnings.
+        "azure.core.pipeline.policies.http_logging_policy": {"level": "WARNING"},
     },
 }
 

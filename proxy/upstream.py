@@ -1,0 +1,49 @@
+"""The Anthropic upstream client. For now: a sync check that a key is accepted."""
+
+import logging
+
+import httpx
+from django.conf import settings
+
+from tokenscope.lib.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+class AnthropicKeyRejected(DomainError):
+    """Anthropic answered 401/403: the key is wrong, revoked or lacks permission."""
+
+    code = "anthropic_key_rejected"
+
+
+class AnthropicUnreachable(DomainError):
+    """Anthropic could not be reached, or answered with an unexpected status."""
+
+    code = "anthropic_unreachable"
+
+
+def anthropic_key_verify(key: str, *, timeout: float = 10.0) -> None:
+    """Call GET /v1/models with the key; raise a DomainError unless Anthropic accepts it."""
+    url = settings.ANTHROPIC_UPSTREAM_URL.rstrip("/") + "/v1/models"
+    headers = {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION}
+    try:
+        response = httpx.get(url, headers=headers, params={"limit": 1}, timeout=timeout)
+    except httpx.HTTPError as exc:
+        # The exception text names only the URL; the key travels in a header.
+        logger.warning("Anthropic key check could not reach upstream: %s", type(exc).__name__)
+        raise AnthropicUnreachable(
+            "Could not reach Anthropic to verify the key. Save it without verifying, or retry."
+        ) from None
+    if response.status_code in (401, 403):
+        raise AnthropicKeyRejected(
+            "Anthropic rejected this key (authentication failed). Check that it is an active "
+            "API key of your Anthropic organization.",
+            field="key",
+        )
+    if response.status_code != 200:
+        logger.warning("Anthropic key check got HTTP %s", response.status_code)
+        raise AnthropicUnreachable(
+            f"Anthropic answered HTTP {response.status_code} while verifying the key; retry later."
+        )
