@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -51,6 +52,13 @@ if TESTING:
 
 ANTHROPIC_UPSTREAM_URL = env("ANTHROPIC_UPSTREAM_URL", "https://api.anthropic.com")
 KEK_PROVIDER = env("TOKENSCOPE_KEK_PROVIDER", "local")
+
+# Paddle Billing (see docs/billing.md). Secrets: comma-separated, newest first (rotation).
+PADDLE_API_KEY = env("PADDLE_API_KEY")
+PADDLE_ENVIRONMENT = env("PADDLE_ENVIRONMENT", "sandbox")
+PADDLE_WEBHOOK_SECRETS = [s.strip() for s in env("PADDLE_WEBHOOK_SECRETS").split(",") if s.strip()]
+PADDLE_CLIENT_TOKEN = env("PADDLE_CLIENT_TOKEN")
+PADDLE_PAST_DUE_GRACE_DAYS = env_int("PADDLE_PAST_DUE_GRACE_DAYS", 7)
 # Local KEK (A256KW): base64 of 32 bytes; older versions stay readable for `rewrap_keys`.
 _DEV_LOCAL_KEK = "ZGV2LW9ubHkta2VrLWZvci10b2tlbnNjb3BlLXRlc3Q="  # base64 of 32 fixed bytes
 LOCAL_KEK = env("TOKENSCOPE_LOCAL_KEK")
@@ -81,6 +89,7 @@ SHARED_APPS = [
     "allauth.mfa",
     "rest_framework",
     "drf_spectacular",
+    "billing",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -269,6 +278,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tenants.tasks.tenant_heartbeat",
         "schedule": 300.0,
         "options": {"tenancy_options": {"public": False, "all_tenants": True}},
+    },
+    "billing-reconcile-nightly": {
+        "task": "billing.tasks.billing_reconcile",
+        "schedule": crontab(hour=3, minute=17),
+        "tenant_schemas": ["public"],
+    },
+    "billing-entitlements-hourly": {
+        "task": "billing.tasks.entitlements_refresh",
+        "schedule": crontab(minute=41),
+        "tenant_schemas": ["public"],
     },
 }
 

@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import path
 
+from billing import views as billing_views
 from tenants import views as tenant_views
 
 urlpatterns = [
@@ -10,4 +11,5 @@ urlpatterns = [
     path("privacy/", tenant_views.privacy_policy, name="privacy_policy"),
     path("signup/", tenant_views.signup, name="signup"),
     path("admin/", admin.site.urls),
+    path("billing/paddle/webhook/", billing_views.paddle_webhook, name="paddle_webhook"),
 ]

@@ -15,5 +15,6 @@ urlpatterns = [
     path("team/<int:user_id>/remove/", account_views.team_member_remove, name="team_member_remove"),
     path("team/join/<str:token>/", account_views.team_join, name="team_join"),
     path("privacy/", tenant_views.privacy_policy, name="privacy_policy"),
+    path("billing/", include("billing.urls")),
     path("accounts/", include("allauth.urls")),
 ]
