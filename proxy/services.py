@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, Q
 from django.http import HttpRequest
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import Role, User
 from audit.services import audit_event_record
@@ -352,6 +353,7 @@ def project_delete(
 # ---- Anthropic credentials --------------------------------------------------------------------
 
 
+@sensitive_variables("key")
 def anthropic_key_validate(key: str) -> str:
     """Check a key's shape before storing it; the message never echoes the key."""
     key = key.strip()
@@ -371,6 +373,7 @@ def anthropic_key_validate(key: str) -> str:
     return key
 
 
+@sensitive_variables("key", "sealed")
 def anthropic_credential_set(
     actor: User | None,
     *,
@@ -507,11 +510,13 @@ def anthropic_credentials_rewrap(*, tenant: Tenant) -> dict[str, int]:
 # ---- proxy keys -------------------------------------------------------------------------------
 
 
+@sensitive_variables("key")
 def proxy_key_generate(tenant: Tenant) -> str:
     """A new proxy key: tsk_<tenant short id>_<43 url-safe chars = 256 random bits>."""
     return f"{PROXY_KEY_PREFIX}{tenant.short_id}_{secrets.token_urlsafe(32)}"
 
 
+@sensitive_variables("key")
 def proxy_key_create(
     actor: User | None,
     *,

@@ -4,6 +4,7 @@ import logging
 
 import httpx
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 from tokenscope.lib.errors import DomainError
 
@@ -24,6 +25,7 @@ class AnthropicUnreachable(DomainError):
     code = "anthropic_unreachable"
 
 
+@sensitive_variables("key", "headers")
 def anthropic_key_verify(key: str, *, timeout: float = 10.0) -> None:
     """Call GET /v1/models with the key; raise a DomainError unless Anthropic accepts it."""
     url = settings.ANTHROPIC_UPSTREAM_URL.rstrip("/") + "/v1/models"
@@ -47,3 +49,31 @@ def anthropic_key_verify(key: str, *, timeout: float = 10.0) -> None:
         raise AnthropicUnreachable(
             f"Anthropic answered HTTP {response.status_code} while verifying the key; retry later."
         )
+
+
+def upstream_async_client() -> httpx.AsyncClient:
+    """The pooled async client the proxy forwards with (one per gateway, per process)."""
+    timeout = httpx.Timeout(
+        connect=settings.UPSTREAM_CONNECT_TIMEOUT,
+        read=settings.UPSTREAM_READ_TIMEOUT,
+        write=settings.UPSTREAM_READ_TIMEOUT,
+        pool=settings.UPSTREAM_CONNECT_TIMEOUT,
+    )
+    limits = httpx.Limits(
+        max_connections=settings.UPSTREAM_MAX_CONNECTIONS,
+        max_keepalive_connections=settings.UPSTREAM_MAX_CONNECTIONS,
+        keepalive_expiry=30,
+    )
+    return httpx.AsyncClient(
+        base_url=settings.ANTHROPIC_UPSTREAM_URL.rstrip("/"),
+        timeout=timeout,
+        limits=limits,
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+# Exceptions the gateway maps to its own errors, named here so no other module imports httpx.
+UpstreamTimeout = httpx.TimeoutException
+UpstreamTransportError = httpx.TransportError
+UpstreamResponse = httpx.Response

@@ -2,6 +2,8 @@
 
 from typing import TYPE_CHECKING
 
+from django.views.decorators.debug import sensitive_variables
+
 from proxy.custody.cache import plaintext_cache
 from proxy.custody.envelope import Sealed, associated_data, seal, unseal
 from proxy.custody.errors import KeyCustodyError, KeyCustodyTampered, KeyCustodyUnavailable
@@ -42,6 +44,7 @@ def sealed_of(credential: "AnthropicCredential") -> Sealed:
     )
 
 
+@sensitive_variables("plaintext", "cached")
 def anthropic_key_plaintext(credential: "AnthropicCredential", *, tenant: "Tenant") -> str:
     """The decrypted key: from this process's cache, else unwrapped through the KEK provider.
 
@@ -61,6 +64,7 @@ def anthropic_key_plaintext(credential: "AnthropicCredential", *, tenant: "Tenan
     return plaintext
 
 
+@sensitive_variables("plaintext")
 def seal_for(credential: "AnthropicCredential", plaintext: str, *, tenant: "Tenant") -> Sealed:
     """Encrypt `plaintext` for this credential row (its id must be set already)."""
     return seal(plaintext, aad=credential_aad(credential, tenant=tenant), provider=kek_provider())

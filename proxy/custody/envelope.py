@@ -6,6 +6,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.views.decorators.debug import sensitive_variables
 
 from proxy.custody.errors import KeyCustodyTampered
 from proxy.custody.providers import KekProvider
@@ -35,6 +36,7 @@ class Sealed:
     enc_version: int = ENC_VERSION
 
 
+@sensitive_variables("plaintext", "dek")
 def seal(plaintext: str, *, aad: bytes, provider: KekProvider) -> Sealed:
     """Encrypt under a new data key and a random 96-bit nonce; the KEK wraps the data key."""
     dek = AESGCM.generate_key(bit_length=256)
@@ -47,6 +49,7 @@ def seal(plaintext: str, *, aad: bytes, provider: KekProvider) -> Sealed:
     )
 
 
+@sensitive_variables("dek")
 def unseal(sealed: Sealed, *, aad: bytes, provider: KekProvider) -> str:
     """Decrypt; raises KeyCustodyTampered on any change and KeyCustodyUnavailable on KEK trouble."""
     if sealed.enc_version != ENC_VERSION or sealed.alg != ALG or len(sealed.nonce) != NONCE_BYTES:
@@ -60,6 +63,7 @@ def unseal(sealed: Sealed, *, aad: bytes, provider: KekProvider) -> str:
         raise KeyCustodyTampered("The ciphertext failed authentication.") from exc
 
 
+@sensitive_variables("dek")
 def rewrap(sealed: Sealed, *, provider: KekProvider) -> Sealed:
     """Wrap the same data key under the provider's current KEK; nonce and ciphertext unchanged."""
     dek = provider.unwrap(sealed.wrapped_dek, sealed.kek_id, sealed.wrap_alg)
