@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from privacy.forms import TenantResidencyAdminForm
 from tenants.models import Domain, Plan, Tenant
 
 
@@ -12,6 +13,7 @@ class DomainInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
+    form = TenantResidencyAdminForm  # EU/APAC residency for Enterprise tenants only
     list_display = ["name", "slug", "short_id", "plan", "status", "region", "created_at"]
     list_filter = ["status", "plan", "region", "privacy_mode"]
     search_fields = ["name", "slug", "short_id", "schema_name"]
