@@ -1,13 +1,15 @@
 """Billing writes: webhook storage and processing, subscription sync, entitlements, checkout,
 cancellation and nightly reconciliation. Paddle's API is reached only through billing.paddle."""
 
+import functools
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -15,7 +17,7 @@ from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django_tenants.utils import schema_context
+from django_tenants.utils import get_public_schema_name, schema_context
 
 from accounts.models import Role, User
 from audit.services import audit_event_record
@@ -59,6 +61,21 @@ TRANSACTION_EVENTS = frozenset(
 )
 CUSTOMER_EVENTS = frozenset({"customer.updated"})
 HANDLED_EVENTS = SUBSCRIPTION_EVENTS | TRANSACTION_EVENTS | CUSTOMER_EVENTS
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def in_public_schema(func: Callable[P, R]) -> Callable[P, R]:
+    """Run a billing write in the public schema whatever schema the caller is in (billing is a
+    shared app, and django-tenants refuses Tenant.save() from another tenant's schema)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with schema_context(get_public_schema_name()):
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 class InvalidPayload(DomainError):
@@ -227,6 +244,7 @@ def webhook_event_enqueue(event_pk: int) -> bool:
 # --- processing -----------------------------------------------------------------------------
 
 
+@in_public_schema
 def webhook_events_process_for_key(entity_key: str) -> int:
     """Process every pending event of one entity in occurred_at order; returns how many ran.
 
@@ -338,6 +356,7 @@ def _intent_tenant(intent_id: str, *, subscription_id: str, at: datetime) -> Ten
     return intent.tenant
 
 
+@in_public_schema
 def subscription_sync(data: dict[str, Any], *, occurred_at: datetime, source: str = "event") -> str:
     """Upsert our copy of a Paddle subscription unless `occurred_at` is older than its watermark.
 
@@ -589,6 +608,7 @@ def entitled_plan(sub: Subscription, *, now: datetime) -> tuple[Plan | None, str
     return free, f"subscription {status}"
 
 
+@in_public_schema
 def tenant_entitlement_apply(tenant: Tenant, *, now: datetime | None = None) -> PlanChange | None:
     """Derive the tenant's plan from its subscription and change Tenant.plan with an audit trail.
 
@@ -680,6 +700,7 @@ def _retention_notice_send(
     )
 
 
+@in_public_schema
 def entitlements_refresh(*, now: datetime | None = None) -> list[str]:
     """Re-derive plans that time alone can change (grace ends, paid periods end)."""
     changed = []
@@ -695,6 +716,7 @@ def entitlements_refresh(*, now: datetime | None = None) -> list[str]:
 # --- checkout, portal, cancellation ---------------------------------------------------------
 
 
+@in_public_schema
 def checkout_intent_create(tenant: Tenant, *, plan_price: PlanPrice, actor: User) -> CheckoutIntent:
     """A single-use, expiring id for Paddle.js's customData (never a raw tenant id)."""
     if not actor.has_role(Role.ADMIN):
@@ -709,6 +731,7 @@ def checkout_intent_create(tenant: Tenant, *, plan_price: PlanPrice, actor: User
     )
 
 
+@in_public_schema
 def portal_session_url(tenant: Tenant, *, actor: User) -> str:
     """A fresh Paddle customer portal link for the tenant (one API call per click)."""
     if not actor.has_role(Role.ADMIN):
@@ -727,6 +750,7 @@ def portal_session_url(tenant: Tenant, *, actor: User) -> str:
         raise DomainError("Paddle's customer portal is unavailable; try again shortly.") from exc
 
 
+@in_public_schema
 def subscription_cancel(tenant: Tenant, *, reason: str, immediately: bool = True) -> list[str]:
     """Cancel every live Paddle subscription of the tenant through Paddle's API.
 
@@ -789,6 +813,7 @@ def _drifted(sub: Subscription | None, snap: SubscriptionSnapshot) -> list[str]:
     return [name for name, (ours, theirs) in pairs.items() if ours != theirs]
 
 
+@in_public_schema
 def billing_reconcile(*, now: datetime | None = None) -> dict[str, Any]:
     """Compare every Paddle subscription with ours, repair drift, retry stuck events, re-derive
     plans; returns (and logs) a summary of what it fixed."""
@@ -835,6 +860,7 @@ def billing_reconcile(*, now: datetime | None = None) -> dict[str, Any]:
     return summary
 
 
+@in_public_schema
 def webhook_event_replay(event: WebhookEvent) -> str:
     """Operator action: process a stored event again (idempotent: emails go once per key)."""
     WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.PENDING)

@@ -9,7 +9,8 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+# Relative to the real clock so that "in the future" stays true whenever the tests run.
+T0 = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
 
 
 def iso(moment: datetime) -> str:
