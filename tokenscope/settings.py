@@ -52,6 +52,8 @@ if TESTING:
 
 ANTHROPIC_UPSTREAM_URL = env("ANTHROPIC_UPSTREAM_URL", "https://api.anthropic.com")
 KEK_PROVIDER = env("TOKENSCOPE_KEK_PROVIDER", "local")
+# Days between a workspace deletion request and its purge (at most 14: see docs/privacy.md).
+PRIVACY_DELETION_GRACE_DAYS = min(env_int("PRIVACY_DELETION_GRACE_DAYS", 14), 14)
 
 # Paddle Billing (see docs/billing.md). Secrets: comma-separated, newest first (rotation).
 PADDLE_API_KEY = env("PADDLE_API_KEY")
@@ -90,6 +92,7 @@ SHARED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "billing",
+    "privacy",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -274,6 +277,21 @@ CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
+    "privacy-retention-purge": {
+        "task": "privacy.tasks.retention_purge_schedule",
+        "schedule": crontab(hour=2, minute=7),
+        "tenant_schemas": ["public"],
+    },
+    "privacy-deletions-run": {
+        "task": "privacy.tasks.deletions_run",
+        "schedule": crontab(hour=4, minute=23),
+        "tenant_schemas": ["public"],
+    },
+    "privacy-requests-expire": {
+        "task": "privacy.tasks.privacy_requests_expire",
+        "schedule": crontab(minute=13),
+        "tenant_schemas": ["public"],
+    },
     "tenant-heartbeat": {
         "task": "tenants.tasks.tenant_heartbeat",
         "schedule": 300.0,
