@@ -33,7 +33,8 @@ TESTING = "pytest" in sys.modules or env_bool("TOKENSCOPE_TESTING")
 _DEV_SECRET = "dev-only-insecure-secret-key-do-not-use-in-production-0123456789"  # noqa: S105
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
-    if not (DEBUG or TESTING):
+    # Type-checking imports settings too; it needs no secret.
+    if not (DEBUG or TESTING or "mypy" in sys.modules):
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY is not set. Set it (50+ random characters) or set DEBUG=1 "
             "for local development."
@@ -54,13 +55,6 @@ ANTHROPIC_UPSTREAM_URL = env("ANTHROPIC_UPSTREAM_URL", "https://api.anthropic.co
 KEK_PROVIDER = env("TOKENSCOPE_KEK_PROVIDER", "local")
 # Days between a workspace deletion request and its purge (at most 14: see docs/privacy.md).
 PRIVACY_DELETION_GRACE_DAYS = min(env_int("PRIVACY_DELETION_GRACE_DAYS", 14), 14)
-
-# Paddle Billing (see docs/billing.md). Secrets: comma-separated, newest first (rotation).
-PADDLE_API_KEY = env("PADDLE_API_KEY")
-PADDLE_ENVIRONMENT = env("PADDLE_ENVIRONMENT", "sandbox")
-PADDLE_WEBHOOK_SECRETS = [s.strip() for s in env("PADDLE_WEBHOOK_SECRETS").split(",") if s.strip()]
-PADDLE_CLIENT_TOKEN = env("PADDLE_CLIENT_TOKEN")
-PADDLE_PAST_DUE_GRACE_DAYS = env_int("PADDLE_PAST_DUE_GRACE_DAYS", 7)
 # Local KEK (A256KW): base64 of 32 bytes; older versions stay readable for `rewrap_keys`.
 _DEV_LOCAL_KEK = "ZGV2LW9ubHkta2VrLWZvci10b2tlbnNjb3BlLXRlc3Q="  # base64 of 32 fixed bytes
 LOCAL_KEK = env("TOKENSCOPE_LOCAL_KEK")
@@ -75,6 +69,13 @@ LOCAL_KEK_PREVIOUS = dict(
 AZURE_KEYVAULT_KEY_ID = env("AZURE_KEYVAULT_KEY_ID")
 # How long a decrypted Anthropic key stays in this process's memory.
 KEY_CACHE_TTL_SECONDS = env_int("KEY_CACHE_TTL_SECONDS", 300)
+
+# Paddle Billing (see docs/billing.md). Secrets: comma-separated, newest first (rotation).
+PADDLE_API_KEY = env("PADDLE_API_KEY")
+PADDLE_ENVIRONMENT = env("PADDLE_ENVIRONMENT", "sandbox")
+PADDLE_WEBHOOK_SECRETS = [s.strip() for s in env("PADDLE_WEBHOOK_SECRETS").split(",") if s.strip()]
+PADDLE_CLIENT_TOKEN = env("PADDLE_CLIENT_TOKEN")
+PADDLE_PAST_DUE_GRACE_DAYS = env_int("PADDLE_PAST_DUE_GRACE_DAYS", 7)
 
 SHARED_APPS = [
     "django_tenants",
@@ -332,4 +333,19 @@ LOGGING = {
 SILENCED_SYSTEM_CHECKS: list[str] = []
 
 # Networks of reverse proxies whose X-Forwarded-For we believe (comma-separated CIDRs).
-TRUSTED_PROXIES = [net.strip() for net in env("TOKENSCOPE_TRUSTED_PROXIES").split(",") if net.strip()]
+TRUSTED_PROXIES = [
+    net.strip() for net in env("TOKENSCOPE_TRUSTED_PROXIES").split(",") if net.strip()
+]
+
+# --- Proxy ----------------------------------------------------------------------------------------
+UPSTREAM_CONNECT_TIMEOUT = float(env("UPSTREAM_CONNECT_TIMEOUT", "10"))
+UPSTREAM_READ_TIMEOUT = float(env("UPSTREAM_READ_TIMEOUT", "600"))
+UPSTREAM_MAX_CONNECTIONS = env_int("UPSTREAM_MAX_CONNECTIONS", 2000)
+PROXY_MAX_BODY_BYTES = env_int("PROXY_MAX_BODY_BYTES", 32 * 1024 * 1024)
+PROXY_MAX_BATCH_BODY_BYTES = env_int("PROXY_MAX_BATCH_BODY_BYTES", 256 * 1024 * 1024)
+# How long a resolved proxy key stays cached when the tenant's config generation is unchanged.
+PROXY_KEY_CACHE_SECONDS = float(env("PROXY_KEY_CACHE_SECONDS", "60"))
+# Usage records are written in small batches; this is the longest a record waits in memory.
+RECORD_FLUSH_INTERVAL_MS = env_int("RECORD_FLUSH_INTERVAL_MS", 20 if TESTING else 100)
+# Records that could not be written (database down) wait here on disk until it is back.
+RECORD_SPOOL_DIR = Path(env("RECORD_SPOOL_DIR", str(BASE_DIR / ".local" / "spool")))

@@ -1,0 +1,3 @@
+from proxy.gateway.app import Gateway
+
+__all__ = ["Gateway"]

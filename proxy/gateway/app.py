@@ -1,0 +1,497 @@
+"""The Anthropic-compatible gateway: a raw ASGI app mounted at /v1/ in front of Django.
+
+Hot path: resolve the key (in-process cache), read and check the body, forward with the
+tenant's Anthropic key through one pooled client, relay the answer byte for byte (streams event
+by event, unbuffered) while reading usage on the side, then queue exactly one usage record.
+No database work happens on the event loop; cache misses and writes run in worker threads.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from proxy.gateway.errors import (
+    ProxyError,
+    authentication_failed,
+    invalid_request,
+    new_request_id,
+    not_found,
+    permission_denied,
+)
+from proxy.gateway.exchange import Exchange
+from proxy.gateway.keys import KeyResolver, ResolvedKey
+from proxy.gateway.records import RecordWriter
+from proxy.gateway.routes import Route, route_match
+from proxy.sse import StreamUsageReader
+from proxy.upstream import (
+    UpstreamResponse,
+    UpstreamTimeout,
+    UpstreamTransportError,
+    upstream_async_client,
+)
+from tokenscope.lib.net import resolve_client_ip
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Never forwarded: our key, the client's network details, cookies, and encodings we must read.
+DROPPED_REQUEST_HEADERS = HOP_BY_HOP | {
+    "host",
+    "content-length",
+    "x-api-key",
+    "authorization",
+    "cookie",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "accept-encoding",
+}
+RELAYED_RESPONSE_HEADERS = frozenset(
+    {
+        "content-type",
+        "request-id",
+        "retry-after",
+        "retry-after-ms",
+        "x-should-retry",
+        "anthropic-organization-id",
+        "anthropic-workspace-id",
+        "cache-control",
+    }
+)
+UPSTREAM_DROPPED_EVENT = (
+    b'event: error\ndata: {"type":"error","error":{"type":"api_error",'
+    b'"message":"The connection to Anthropic was lost mid-stream."}}\n\n'
+)
+
+
+class ClientGone(Exception):
+    """The client went away before its request body arrived."""
+
+
+def _headers(scope: Scope) -> list[tuple[str, str]]:
+    return [
+        (name.decode("latin-1").lower(), value.decode("latin-1"))
+        for name, value in scope["headers"]
+    ]
+
+
+def _first(headers: list[tuple[str, str]], name: str) -> str:
+    return next((value for key, value in headers if key == name), "")
+
+
+def _client_key(headers: list[tuple[str, str]]) -> tuple[str, bool]:
+    """The proxy key and whether it came as a Bearer token (SDK 2.x) rather than x-api-key."""
+    key = _first(headers, "x-api-key").strip()
+    if key:
+        return key, False
+    authorization = _first(headers, "authorization").strip()
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip(), True
+    return "", False
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ProxyError(
+                413,
+                "request_too_large",
+                f"Request body exceeds the {limit} byte limit.",
+                retry=False,
+            )
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _check_messages_body(body_bytes: bytes, route: Route) -> dict[str, Any]:
+    try:
+        body = json.loads(body_bytes)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise invalid_request("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise invalid_request("The request body must be a JSON object.")
+    if route.name == "batches_create":
+        requests = body.get("requests")
+        if not isinstance(requests, list) or not requests:
+            raise invalid_request("requests: a non-empty list of batch requests is required.")
+        for item in requests:
+            params = item.get("params") if isinstance(item, dict) else None
+            if not isinstance(params, dict) or not isinstance(params.get("model"), str):
+                raise invalid_request("Every batch request needs params with a model.")
+        return body
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise invalid_request("model: field required.")
+    return body
+
+
+class Gateway:
+    def __init__(self) -> None:
+        self.redis = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0)
+        self.keys = KeyResolver(self.redis)
+        self.writer = RecordWriter()
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = upstream_async_client()
+        return self._client
+
+    async def close(self) -> None:
+        await self.writer.close()
+        if self._client is not None:
+            await self._client.aclose()
+        await self.redis.aclose()
+
+    async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        route = route_match(scope["method"], scope["path"])
+        ex: Exchange | None = None
+        try:
+            if route is None:
+                raise not_found(f"Not found: {scope['method']} {scope['path']}")
+            raw_key, bearer = _client_key(headers)
+            key = await self.keys.resolve(raw_key) if raw_key else None
+            if key is None or not self._host_allows(headers, key):
+                raise authentication_failed()
+            client = scope.get("client") or (None, None)
+            ex = Exchange(
+                route=route,
+                endpoint=f"{scope['method']} {scope['path']}",
+                ip_address=resolve_client_ip(client[0], _first(headers, "x-forwarded-for")),
+                user_agent=_first(headers, "user-agent"),
+                key=key,
+            )
+            await self._admit(ex, key, route, headers, receive)
+            body_bytes = ex.body_bytes
+            await self._forward(ex, scope, headers, body_bytes, bearer, receive, send)
+        except ProxyError as error:
+            request_id = ex.request_id if ex else new_request_id()
+            if ex is not None:
+                ex.status_code = error.status
+                ex.error_type = error.error_type
+            await self._send_error(send, error, request_id, ex)
+        except ClientGone:
+            if ex is not None:
+                ex.status_code = 499
+                ex.error_type = "client_disconnected"
+                ex.client_disconnected = True
+        finally:
+            if ex is not None:
+                ex.finished = time.perf_counter()
+                ex.body_bytes = b""
+                self.writer.submit(ex)
+
+    def _host_allows(self, headers: list[tuple[str, str]], key: ResolvedKey) -> bool:
+        """On a tenant's own host only that tenant's keys work; the API host takes every key."""
+        host = _first(headers, "host").split(":", 1)[0].lower()
+        base = settings.BASE_DOMAIN
+        if host == base or not host.endswith("." + base):
+            return True
+        return host[: -len(base) - 1] == key.tenant.slug
+
+    async def _admit(
+        self,
+        ex: Exchange,
+        key: ResolvedKey,
+        route: Route,
+        headers: list[tuple[str, str]],
+        receive: Receive,
+    ) -> None:
+        """Every check before forwarding; raises ProxyError to refuse."""
+        if key.tenant.region != settings.REGION:
+            raise permission_denied(
+                "This workspace's data lives in another region; use that region's API host."
+            )
+        if key.tenant.status != "active":
+            raise permission_denied("This TokenScope workspace is suspended.")
+        limit = (
+            settings.PROXY_MAX_BATCH_BODY_BYTES
+            if route.name == "batches_create"
+            else settings.PROXY_MAX_BODY_BYTES
+        )
+        declared = _first(headers, "content-length")
+        if declared.isdigit() and int(declared) > limit:
+            raise ProxyError(
+                413,
+                "request_too_large",
+                f"Request body exceeds the {limit} byte limit.",
+                retry=False,
+            )
+        ex.body_bytes = await _read_body(receive, limit)
+        if route.has_json_body:
+            ex.body = _check_messages_body(ex.body_bytes, route)
+            ex.is_stream = ex.body.get("stream") is True
+            models = (
+                [item["params"]["model"] for item in ex.body["requests"]]
+                if route.name == "batches_create"
+                else [ex.body["model"]]
+            )
+            ex.model = models[0]
+            for model in models:
+                if not key.allows_model(model):
+                    raise permission_denied(f"This key may not use the model {model!r}.")
+        if route.model_id is not None:
+            ex.model = route.model_id
+            if not key.allows_model(route.model_id):
+                raise not_found(f"model: {route.model_id}")
+        if key.anthropic_key is None:
+            raise permission_denied(
+                "No Anthropic API key is configured for this workspace or project."
+            )
+
+    def _upstream_headers(
+        self, headers: list[tuple[str, str]], key: ResolvedKey, bearer: bool
+    ) -> list[tuple[str, str]]:
+        forwarded = [
+            (name, value)
+            for name, value in headers
+            if name not in DROPPED_REQUEST_HEADERS and not name.startswith("x-tokenscope-")
+        ]
+        assert key.anthropic_key is not None
+        if bearer:
+            forwarded.append(("authorization", f"Bearer {key.anthropic_key}"))
+        else:
+            forwarded.append(("x-api-key", key.anthropic_key))
+        forwarded.append(("accept-encoding", "identity"))
+        return forwarded
+
+    async def _forward(
+        self,
+        ex: Exchange,
+        scope: Scope,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        bearer: bool,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        assert ex.key is not None
+        query = scope.get("query_string", b"").decode("latin-1")
+        url = scope["path"] + (f"?{query}" if query else "")
+        request = self.client.build_request(
+            scope["method"],
+            url,
+            headers=self._upstream_headers(headers, ex.key, bearer),
+            content=body,
+        )
+        task = asyncio.current_task()
+        assert task is not None
+        watcher = asyncio.create_task(self._watch_disconnect(receive, ex, task))
+        response: UpstreamResponse | None = None
+        try:
+            ex.upstream_started = time.perf_counter()
+            try:
+                response = await self.client.send(request, stream=True)
+            except UpstreamTimeout:
+                raise ProxyError(
+                    504, "timeout_error", "Anthropic did not answer in time."
+                ) from None
+            except UpstreamTransportError:
+                raise ProxyError(502, "api_error", "Could not reach Anthropic.") from None
+            ex.upstream_headers_at = time.perf_counter()
+            ex.status_code = response.status_code
+            ex.upstream_request_id = response.headers.get("request-id", "")
+            if response.headers.get("content-type", "").startswith("text/event-stream"):
+                await self._relay_stream(ex, response, watcher, send)
+            else:
+                await self._relay_body(ex, scope, headers, response, watcher, send)
+        except asyncio.CancelledError:
+            if not ex.client_disconnected:
+                raise
+            task.uncancel()
+            if ex.status_code == 0 or ex.first_byte_sent is None:
+                ex.status_code = 499
+            ex.error_type = ex.error_type or "client_disconnected"
+        finally:
+            watcher.cancel()
+            if response is not None:
+                await response.aclose()
+            if ex.upstream_finished is None:
+                ex.upstream_finished = time.perf_counter()
+
+    async def _watch_disconnect(
+        self, receive: Receive, ex: Exchange, task: asyncio.Task[Any]
+    ) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                ex.client_disconnected = True
+                task.cancel()
+                return
+
+    def _response_headers(
+        self, ex: Exchange, response: UpstreamResponse
+    ) -> list[tuple[bytes, bytes]]:
+        relayed = [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in response.headers.multi_items()
+            if name in RELAYED_RESPONSE_HEADERS or name.startswith("anthropic-ratelimit-")
+        ]
+        ex.overhead_ms = ex.overhead_so_far_ms()
+        relayed.append((b"x-tokenscope-request-id", str(ex.record_id).encode()))
+        relayed.append((b"x-tokenscope-overhead-ms", f"{ex.overhead_ms:.3f}".encode()))
+        return relayed
+
+    async def _relay_stream(
+        self, ex: Exchange, response: UpstreamResponse, watcher: asyncio.Task[None], send: Send
+    ) -> None:
+        reader = StreamUsageReader()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": self._response_headers(ex, response),
+            }
+        )
+        ex.first_byte_sent = time.perf_counter()
+        dropped = False
+        try:
+            async for chunk in response.aiter_raw():
+                reader.feed(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except (UpstreamTransportError, UpstreamTimeout):
+            dropped = True
+        finally:
+            # Also when the client left mid-stream: bill what upstream reported so far.
+            ex.upstream_finished = time.perf_counter()
+            ex.usage = reader.usage
+            ex.model = reader.model or ex.model
+            ex.stop_reason = reader.stop_reason or ""
+        if reader.error is not None:
+            ex.error_type = reader.error[0]
+        elif dropped or not reader.saw_message_stop:
+            ex.error_type = "upstream_dropped"
+            await send(
+                {"type": "http.response.body", "body": UPSTREAM_DROPPED_EVENT, "more_body": True}
+            )
+        watcher.cancel()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _relay_body(
+        self,
+        ex: Exchange,
+        scope: Scope,
+        headers: list[tuple[str, str]],
+        response: UpstreamResponse,
+        watcher: asyncio.Task[None],
+        send: Send,
+    ) -> None:
+        try:
+            content = await response.aread()
+        except UpstreamTimeout:
+            raise ProxyError(504, "timeout_error", "Anthropic did not answer in time.") from None
+        except UpstreamTransportError:
+            raise ProxyError(502, "api_error", "The connection to Anthropic was lost.") from None
+        ex.upstream_finished = time.perf_counter()
+        content = self._inspect_body(ex, scope, headers, response.status_code, content)
+        response_headers = self._response_headers(ex, response)
+        response_headers.append((b"content-length", str(len(content)).encode()))
+        watcher.cancel()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": response_headers,
+            }
+        )
+        ex.first_byte_sent = time.perf_counter()
+        await send({"type": "http.response.body", "body": content, "more_body": False})
+
+    def _inspect_body(
+        self,
+        ex: Exchange,
+        scope: Scope,
+        headers: list[tuple[str, str]],
+        status: int,
+        content: bytes,
+    ) -> bytes:
+        """Read usage from a JSON answer and return the bytes to send (rewritten if needed)."""
+        try:
+            payload = json.loads(content)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return content
+        if not isinstance(payload, dict):
+            return content
+        if status >= 400:
+            error = payload.get("error")
+            if isinstance(error, dict):
+                ex.error_type = str(error.get("type") or "")
+            return content
+        route = ex.route
+        if route.name == "messages":
+            ex.usage = payload.get("usage") or {}
+            ex.model = payload.get("model") or ex.model
+            ex.stop_reason = payload.get("stop_reason") or ""
+        elif route.name == "count_tokens":
+            ex.usage = {"input_tokens": payload.get("input_tokens", 0)}
+        elif route.name == "models_list" and ex.key is not None and ex.key.allowed_models:
+            data = [m for m in payload.get("data", []) if ex.key.allows_model(str(m.get("id")))]
+            payload.update(
+                data=data,
+                first_id=data[0]["id"] if data else None,
+                last_id=data[-1]["id"] if data else None,
+            )
+            return json.dumps(payload).encode()
+        return content
+
+    async def _send_error(
+        self, send: Send, error: ProxyError, request_id: str, ex: Exchange | None
+    ) -> None:
+        body = error.body(request_id)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"request-id", request_id.encode()),
+            (b"x-should-retry", b"true" if error.retry else b"false"),
+        ]
+        headers += [(name.encode(), value.encode()) for name, value in error.headers.items()]
+        if ex is not None:
+            ex.overhead_ms = ex.overhead_so_far_ms()
+            headers.append((b"x-tokenscope-request-id", str(ex.record_id).encode()))
+        with contextlib.suppress(OSError, RuntimeError):
+            await send({"type": "http.response.start", "status": error.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})

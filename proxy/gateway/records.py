@@ -1,0 +1,260 @@
+"""Writing exactly one usage record per exchange: batched, retried, spooled, never dropped.
+
+Records queue in memory and are written in small batches from a worker thread. When the
+database refuses a batch, the records are spooled to disk (their ids are fixed already) and
+written later with ON CONFLICT DO NOTHING, so a retry can never duplicate one.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, transaction
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from audit.models import UsageRecord
+from proxy.gateway.exchange import Exchange
+from proxy.pricing import usage_cost
+from proxy.prompts import prompt_sha256, prompt_text
+from proxy.services import proxy_key_last_used_record
+
+logger = logging.getLogger(__name__)
+
+USAGE_INT_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
+PRICED_KINDS = frozenset({UsageRecord.Kind.MESSAGES, UsageRecord.Kind.BATCH_RESULT})
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def usage_fields(usage: dict[str, Any]) -> dict[str, Any]:
+    """The record's token columns from an Anthropic usage object."""
+    split = usage.get("cache_creation") or {}
+    server_tools = usage.get("server_tool_use") or {}
+    details = usage.get("output_tokens_details") or {}
+    fields: dict[str, Any] = {name: _int(usage.get(name)) for name in USAGE_INT_FIELDS}
+    fields.update(
+        cache_creation_5m_input_tokens=_int(split.get("ephemeral_5m_input_tokens")),
+        cache_creation_1h_input_tokens=_int(split.get("ephemeral_1h_input_tokens")),
+        web_search_requests=_int(server_tools.get("web_search_requests")),
+        web_fetch_requests=_int(server_tools.get("web_fetch_requests")),
+        thinking_tokens=_int(details.get("thinking_tokens")),
+        service_tier=str(usage.get("service_tier") or "")[:20],
+        inference_geo=str(usage.get("inference_geo") or "")[:20],
+        speed=str(usage.get("speed") or "")[:20],
+    )
+    return fields
+
+
+def build_record(ex: Exchange) -> UsageRecord:
+    """The usage record of an exchange: attribution, usage, exact cost, prompt and timings."""
+    key = ex.key
+    assert key is not None
+    record = UsageRecord(
+        id=ex.record_id,
+        created_at=ex.created_at,
+        finished_at=timezone.now(),
+        kind=ex.route.kind,
+        endpoint=ex.endpoint[:80],
+        model=ex.model[:100],
+        is_stream=ex.is_stream,
+        status_code=ex.status_code,
+        error_type=ex.error_type[:40],
+        stop_reason=(ex.stop_reason or "")[:40],
+        usage_raw=ex.usage,
+        project_id=key.project_id,
+        cost_center_id=key.cost_center_id,
+        proxy_key_id=key.id,
+        key_owner_id=key.owner_id,
+        batch_id=ex.batch_id,
+        ip_address=ex.ip_address,
+        user_agent=ex.user_agent[:400],
+        latency_ms=ex.elapsed_ms(ex.started, ex.finished),
+        upstream_ms=(
+            ex.elapsed_ms(ex.upstream_started, ex.upstream_finished)
+            if ex.upstream_started is not None and ex.upstream_finished is not None
+            else None
+        ),
+        ttfb_ms=(
+            ex.elapsed_ms(ex.started, ex.first_byte_sent)
+            if ex.first_byte_sent is not None
+            else None
+        ),
+        overhead_ms=ex.overhead_ms,
+        upstream_request_id=ex.upstream_request_id[:80],
+        client_disconnected=ex.client_disconnected,
+        **usage_fields(ex.usage),
+    )
+    if ex.route.kind in PRICED_KINDS and ex.model:
+        batch = ex.route.kind == UsageRecord.Kind.BATCH_RESULT
+        cost = usage_cost(ex.model, ex.usage, at=ex.created_at, batch=batch)
+        record.cost_usd = cost.total_usd
+        record.cost_breakdown = cost.breakdown()
+        record.price_book_version = cost.price_book_version
+        record.is_priced = cost.priced
+    if ex.body is not None and ex.route.kind in ("messages", "count_tokens"):
+        record.prompt_sha256 = prompt_sha256(ex.body)
+        if not key.tenant.privacy_mode:
+            record.prompt_text = prompt_text(ex.body)
+    return record
+
+
+def _spool_value(value: Any) -> Any:
+    if isinstance(value, (Decimal, uuid.UUID)):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def spool_records(schema: str, records: list[UsageRecord]) -> Path:
+    """Keep records on disk until the database takes them."""
+    directory = Path(settings.RECORD_SPOOL_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{schema}.{uuid.uuid4().hex}.jsonl"
+    fields = [field.attname for field in UsageRecord._meta.concrete_fields]
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for record in records:
+            row = {name: _spool_value(getattr(record, name)) for name in fields}
+            handle.write(json.dumps(row) + "\n")
+    tmp.rename(path)
+    return path
+
+
+def spool_drain() -> int:
+    """Write spooled records; safe to repeat (existing ids are skipped). Returns rows written."""
+    directory = Path(settings.RECORD_SPOOL_DIR)
+    if not directory.exists():
+        return 0
+    written = 0
+    for path in sorted(directory.glob("*.jsonl")):
+        schema = path.name.split(".", 1)[0]
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+        with schema_context(schema):
+            created = UsageRecord.objects.bulk_create(
+                [UsageRecord(**row) for row in rows], ignore_conflicts=True
+            )
+        written += len(created)
+        path.unlink()
+    return written
+
+
+def write_batch(exchanges: list[Exchange]) -> None:
+    """Write one batch of records, grouped by tenant schema (runs in a worker thread)."""
+    close_old_connections()
+    by_schema: dict[str, list[Exchange]] = defaultdict(list)
+    for ex in exchanges:
+        if ex.key is not None:
+            by_schema[ex.key.tenant.schema_name].append(ex)
+    for schema, group in by_schema.items():
+        records = []
+        for ex in group:
+            try:
+                records.append(build_record(ex))
+            except Exception:
+                logger.exception(
+                    "could not build usage record %s; keeping it unpriced", ex.record_id
+                )
+                ex.usage = {}
+                ex.model = ""
+                records.append(build_record(ex))
+        try:
+            _insert(schema, records)
+        except DatabaseError:
+            path = spool_records(schema, records)
+            logger.warning(
+                "database refused %d usage records; spooled to %s", len(records), path.name
+            )
+    if any(Path(settings.RECORD_SPOOL_DIR).glob("*.jsonl")):
+        try:
+            spool_drain()
+        except DatabaseError:
+            logger.warning("spooled usage records still wait for the database")
+
+
+def _insert(schema: str, records: list[UsageRecord]) -> None:
+    last_used: dict[Any, Any] = {}
+    for record in records:
+        last_used[record.proxy_key_id] = max(
+            record.created_at, last_used.get(record.proxy_key_id, record.created_at)
+        )
+    with schema_context(schema), transaction.atomic():
+        UsageRecord.objects.bulk_create(records)
+        # One write per key per batch instead of one per request.
+        proxy_key_last_used_record(last_used)
+
+
+class RecordWriter:
+    """Queues exchanges and writes them every RECORD_FLUSH_INTERVAL_MS from a worker thread."""
+
+    def __init__(self) -> None:
+        self._pending: list[Exchange] = []
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._idle: asyncio.Event | None = None
+
+    def submit(self, ex: Exchange) -> None:
+        self._pending.append(ex)
+        if self._task is None or self._task.done():
+            self._wake = asyncio.Event()
+            self._idle = asyncio.Event()
+            self._task = asyncio.create_task(self._run())
+        if len(self._pending) >= 500 and self._wake is not None:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        assert self._idle is not None
+        interval = settings.RECORD_FLUSH_INTERVAL_MS / 1000
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if batch:
+                self._idle.clear()
+                try:
+                    await sync_to_async(write_batch, thread_sensitive=False)(batch)
+                except Exception:
+                    logger.exception("usage record writer failed; spooling %d records", len(batch))
+                    await sync_to_async(_spool_all, thread_sensitive=False)(batch)
+            if not self._pending:
+                self._idle.set()
+
+    async def flush(self) -> None:
+        """Write everything queued so far (used at shutdown and by tests)."""
+        if self._task is None or self._wake is None or self._idle is None:
+            return
+        while self._pending or not self._idle.is_set():
+            self._wake.set()
+            await asyncio.sleep(0.005)
+
+    async def close(self) -> None:
+        await self.flush()
+        if self._task is not None:
+            self._task.cancel()
+
+
+def _spool_all(exchanges: list[Exchange]) -> None:
+    by_schema: dict[str, list[UsageRecord]] = defaultdict(list)
+    for ex in exchanges:
+        if ex.key is not None:
+            by_schema[ex.key.tenant.schema_name].append(build_record(ex))
+    for schema, records in by_schema.items():
+        spool_records(schema, records)

@@ -1,0 +1,465 @@
+import hashlib
+import json
+from decimal import Decimal
+
+import anthropic
+import httpx
+import pytest
+
+from audit.models import UsageRecord
+from proxy.tests.gateway_support import ANTHROPIC_KEY_A, record_count, wait_record
+
+pytestmark = pytest.mark.django_db
+
+MODEL = "claude-sonnet-4-6"
+USAGE = {
+    "input_tokens": 1000,
+    "cache_creation_input_tokens": 400,
+    "cache_creation": {"ephemeral_5m_input_tokens": 300, "ephemeral_1h_input_tokens": 100},
+    "cache_read_input_tokens": 2000,
+}
+# Sonnet 4.6: input $3, 5m write $3.75, 1h write $6, read $0.30, output $15 per million tokens.
+EXPECTED_COST = (
+    Decimal(1000) * Decimal("3")
+    + Decimal(300) * Decimal("3.75")
+    + Decimal(100) * Decimal("6")
+    + Decimal(2000) * Decimal("0.30")
+    + Decimal(500) * Decimal("15")
+) / Decimal(1_000_000)
+
+
+VERSION = {"anthropic-version": "2023-06-01"}
+
+
+def directive(**options):
+    return "[[fake:" + json.dumps(options) + "]]"
+
+
+def sdk(url, key, **options):
+    return anthropic.Anthropic(base_url=url, api_key=key, max_retries=0, **options)
+
+
+def ask(text="Summarise this ticket, please.", **options):
+    return [{"role": "user", "content": text + (directive(**options) if options else "")}]
+
+
+def test_messages_create_records_exact_usage_and_cost(proxy_url, workspaces):
+    ws = workspaces["a"]
+    client = sdk(proxy_url, ws.key)
+
+    raw = client.messages.with_raw_response.create(
+        model=MODEL, max_tokens=600, messages=ask(usage=USAGE, output_tokens=500)
+    )
+    message = raw.parse()
+
+    assert message.usage.output_tokens == 500
+    record = wait_record(ws.tenant, raw.headers["x-tokenscope-request-id"])
+    assert record.kind == UsageRecord.Kind.MESSAGES
+    assert (record.model, record.status_code, record.is_stream) == (MODEL, 200, False)
+    assert record.input_tokens == 1000
+    assert record.output_tokens == 500
+    assert record.cache_creation_input_tokens == 400
+    assert record.cache_creation_5m_input_tokens == 300
+    assert record.cache_creation_1h_input_tokens == 100
+    assert record.cache_read_input_tokens == 2000
+    assert record.cost_usd == EXPECTED_COST == Decimal("0.012825")
+    assert record.cost_breakdown["cache_write_1h_usd"] == "0.000600000000"
+    assert record.is_priced
+    assert record.project_id == ws.project_id
+    assert record.cost_center_id == ws.cost_center_id
+    assert record.proxy_key_id == ws.key_id
+    assert record.upstream_request_id == raw.headers["request-id"]
+    assert record.stop_reason == message.stop_reason
+    assert record.usage_raw["cache_read_input_tokens"] == 2000
+    assert float(raw.headers["x-tokenscope-overhead-ms"]) >= 0
+    assert record.latency_ms >= record.overhead_ms >= 0
+
+
+async def test_the_async_sdk_works_through_the_proxy(proxy_url, workspaces):
+    ws = workspaces["a"]
+    client = anthropic.AsyncAnthropic(base_url=proxy_url, api_key=ws.key, max_retries=0)
+
+    message = await client.messages.create(model=MODEL, max_tokens=100, messages=ask())
+
+    assert message.content[0].type == "text"
+    await client.close()
+
+
+def test_a_stream_relays_events_and_records_the_final_cumulative_usage(proxy_url, workspaces):
+    ws = workspaces["a"]
+    client = sdk(proxy_url, ws.key)
+
+    with client.messages.stream(
+        model=MODEL, max_tokens=600, messages=ask(usage=USAGE, output_tokens=500, text_chunks=5)
+    ) as stream:
+        texts = list(stream.text_stream)
+        final = stream.get_final_message()
+        record_id = stream.response.headers["x-tokenscope-request-id"]
+
+    assert len(texts) == 5
+    assert final.usage.output_tokens == 500
+    record = wait_record(ws.tenant, record_id)
+    assert record.is_stream
+    assert record.output_tokens == 500
+    assert record.cache_read_input_tokens == 2000
+    assert record.cost_usd == EXPECTED_COST
+    assert record.error_type == ""
+    assert record.ttfb_ms is not None
+
+
+def test_both_api_versions_and_every_beta_header_are_forwarded(
+    proxy_url, workspaces, fake_upstream
+):
+    ws = workspaces["a"]
+    with httpx.Client(base_url=proxy_url) as client:
+        client.delete(fake_upstream.base_url + "/_fake/requests")
+        for version in ("2023-06-01", "2026-10-21"):
+            response = client.post(
+                "/v1/messages?beta=true",
+                headers={
+                    "x-api-key": ws.key,
+                    "anthropic-version": version,
+                    "anthropic-beta": "context-1m-2025-08-07,fast-mode-2026-02-01",
+                    "x-tokenscope-project": "spoofed",
+                    "cookie": "session=nope",
+                },
+                json={"model": MODEL, "max_tokens": 10, "messages": ask()},
+            )
+            assert response.status_code == 200
+        recorded = httpx.get(fake_upstream.base_url + "/_fake/requests").json()
+    sent = [r for r in recorded if r["path"] == "/v1/messages"][-2:]
+    assert [_header(r, "anthropic-version") for r in sent] == ["2023-06-01", "2026-10-21"]
+    for request in sent:
+        assert _header(request, "anthropic-beta") == "context-1m-2025-08-07,fast-mode-2026-02-01"
+        assert _header(request, "x-api-key") == ANTHROPIC_KEY_A
+        assert _header(request, "x-tokenscope-project") is None
+        assert _header(request, "cookie") is None
+        assert ws.key not in json.dumps(request)
+        assert "beta=true" in request["query"]
+
+
+def _header(recorded, name):
+    headers = recorded["headers"]
+    if isinstance(headers, dict):
+        return headers.get(name)
+    return next((value for key, value in headers if key.lower() == name), None)
+
+
+def test_a_bearer_key_is_accepted_and_forwarded_as_bearer(proxy_url, workspaces, fake_upstream):
+    ws = workspaces["a"]
+    response = httpx.post(
+        proxy_url + "/v1/messages",
+        headers={"authorization": f"Bearer {ws.key}", "anthropic-version": "2026-10-21"},
+        json={"model": MODEL, "max_tokens": 10, "messages": ask()},
+    )
+
+    assert response.status_code == 200
+    last = httpx.get(fake_upstream.base_url + "/_fake/requests").json()[-1]
+    assert _header(last, "authorization") == f"Bearer {ANTHROPIC_KEY_A}"
+
+
+def test_count_tokens_and_models_go_through(proxy_url, workspaces):
+    ws = workspaces["a"]
+    client = sdk(proxy_url, ws.key)
+
+    count = client.messages.count_tokens(model=MODEL, messages=ask("x" * 400))
+    models = client.models.list()
+    one = client.models.retrieve(models.data[0].id)
+
+    assert count.input_tokens > 0
+    assert one.id == models.data[0].id
+
+
+def test_models_are_filtered_by_the_keys_allowed_models(proxy_url, workspaces):
+    client = sdk(proxy_url, workspaces["a_haiku_only"])
+
+    ids = [model.id for model in client.models.list().data]
+
+    assert ids
+    assert all(i == "claude-haiku-4-5" or i.startswith("claude-haiku-4-5-") for i in ids)
+    with pytest.raises(anthropic.NotFoundError):
+        client.models.retrieve(MODEL)
+    with pytest.raises(anthropic.PermissionDeniedError):
+        client.messages.create(model=MODEL, max_tokens=5, messages=ask())
+
+
+@pytest.mark.parametrize("which", ["unknown", "a_revoked", "a_expired", "missing"])
+def test_bad_keys_get_401(proxy_url, workspaces, which):
+    key = {"unknown": "tsk_nobody_" + "x" * 40, "missing": ""}.get(which, workspaces.get(which))
+    headers = {"anthropic-version": "2023-06-01"}
+    if key:
+        headers["x-api-key"] = key
+
+    response = httpx.post(
+        proxy_url + "/v1/messages", headers=headers, json={"model": MODEL, "messages": ask()}
+    )
+
+    assert response.status_code == 401
+    body = response.json()
+    assert body["type"] == "error"
+    assert body["error"]["type"] == "authentication_error"
+    assert body["request_id"] == response.headers["request-id"]
+    assert response.headers["x-should-retry"] == "false"
+
+
+def test_tenant_a_key_on_tenant_b_host_is_refused(proxy_url, workspaces):
+    before_b = record_count(workspaces["b"].tenant)
+    response = httpx.post(
+        proxy_url + "/v1/messages",
+        headers={**VERSION, "x-api-key": workspaces["a"].key, "host": "tenant-b.localhost"},
+        json={"model": MODEL, "max_tokens": 5, "messages": ask()},
+    )
+    on_own_host = httpx.post(
+        proxy_url + "/v1/messages",
+        headers={**VERSION, "x-api-key": workspaces["a"].key, "host": "tenant-a.localhost"},
+        json={"model": MODEL, "max_tokens": 5, "messages": ask()},
+    )
+
+    assert response.status_code == 401
+    assert on_own_host.status_code == 200
+    wait_record(workspaces["a"].tenant, on_own_host.headers["x-tokenscope-request-id"])
+    assert record_count(workspaces["b"].tenant) == before_b
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [(b"{not json", "not valid JSON"), (b'{"max_tokens": 5}', "model"), (b"[1, 2]", "JSON object")],
+)
+def test_bad_bodies_get_400_and_are_not_forwarded(
+    proxy_url, workspaces, fake_upstream, body, message
+):
+    ws = workspaces["a"]
+    before = len(httpx.get(fake_upstream.base_url + "/_fake/requests").json())
+
+    response = httpx.post(
+        proxy_url + "/v1/messages",
+        headers={**VERSION, "x-api-key": ws.key, "content-type": "application/json"},
+        content=body,
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert message in response.json()["error"]["message"]
+    assert len(httpx.get(fake_upstream.base_url + "/_fake/requests").json()) == before
+    record = wait_record(ws.tenant, response.headers["x-tokenscope-request-id"])
+    assert (record.status_code, record.error_type) == (400, "invalid_request_error")
+
+
+def test_an_oversize_body_gets_413(proxy_url, workspaces, settings):
+    settings.PROXY_MAX_BODY_BYTES = 1000
+    response = httpx.post(
+        proxy_url + "/v1/messages",
+        headers={**VERSION, "x-api-key": workspaces["a"].key},
+        json={"model": MODEL, "max_tokens": 5, "messages": ask("y" * 2000)},
+    )
+
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "request_too_large"
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/complete", "/v1/files", "/v1/organizations/me", "/v1/messages/x"]
+)
+def test_other_v1_paths_get_404_and_are_not_forwarded(proxy_url, workspaces, fake_upstream, path):
+    before = len(httpx.get(fake_upstream.base_url + "/_fake/requests").json())
+
+    response = httpx.post(
+        proxy_url + path, headers={**VERSION, "x-api-key": workspaces["a"].key}, json={}
+    )
+
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "not_found_error"
+    assert len(httpx.get(fake_upstream.base_url + "/_fake/requests").json()) == before
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "error_type"),
+    [("500", 500, "api_error"), ("529", 529, "overloaded_error"), ("429", 429, "rate_limit_error")],
+)
+def test_upstream_errors_are_relayed_as_they_are(proxy_url, workspaces, fault, status, error_type):
+    ws = workspaces["a"]
+    response = httpx.post(
+        proxy_url + "/v1/messages",
+        headers={**VERSION, "x-api-key": ws.key},
+        json={"model": MODEL, "max_tokens": 5, "messages": ask(fault=fault, retry_after=7)},
+    )
+
+    assert response.status_code == status
+    assert response.json()["error"]["type"] == error_type
+    assert response.headers["request-id"].startswith("req_")
+    if fault == "429":
+        assert response.headers["retry-after"] == "7"
+    record = wait_record(ws.tenant, response.headers["x-tokenscope-request-id"])
+    assert (record.status_code, record.error_type, record.cost_usd) == (status, error_type, 0)
+
+
+def test_an_upstream_drop_mid_stream_ends_with_an_error_event(proxy_url, workspaces):
+    ws = workspaces["a"]
+    client = sdk(proxy_url, ws.key)
+
+    with client.messages.stream(
+        model=MODEL, max_tokens=50, messages=ask(fault="drop", text_chunks=8)
+    ) as stream:
+        record_id = stream.response.headers["x-tokenscope-request-id"]
+        with pytest.raises(anthropic.APIStatusError) as raised:
+            list(stream.text_stream)
+
+    assert "lost" in str(raised.value)
+    record = wait_record(ws.tenant, record_id)
+    assert record.error_type == "upstream_dropped"
+    assert record.input_tokens > 0  # message_start's usage arrived before the drop
+
+
+def test_an_in_band_error_event_is_relayed_and_recorded(proxy_url, workspaces):
+    ws = workspaces["a"]
+    with httpx.stream(
+        "POST",
+        proxy_url + "/v1/messages",
+        headers={**VERSION, "x-api-key": ws.key},
+        json={
+            "model": MODEL,
+            "max_tokens": 50,
+            "stream": True,
+            "messages": ask(fault="error_event"),
+        },
+    ) as response:
+        body = response.read()
+        record_id = response.headers["x-tokenscope-request-id"]
+
+    assert b"event: error" in body
+    assert b"overloaded_error" in body
+    assert wait_record(ws.tenant, record_id).error_type == "overloaded_error"
+
+
+def test_a_client_disconnect_mid_stream_cancels_upstream_and_is_recorded(
+    proxy_url, workspaces, fake_upstream
+):
+    ws = workspaces["a"]
+    stats = fake_upstream.base_url + "/_fake/stats"
+    cut_before = httpx.get(stats).json()["streams_disconnected"]
+    with httpx.stream(
+        "POST",
+        proxy_url + "/v1/messages",
+        headers={**VERSION, "x-api-key": ws.key},
+        json={
+            "model": MODEL,
+            "max_tokens": 50,
+            "stream": True,
+            "messages": ask(text_chunks=200, chunk_delay_ms=20),
+        },
+    ) as response:
+        record_id = response.headers["x-tokenscope-request-id"]
+        for chunk in response.iter_raw():
+            if b"content_block_delta" in chunk:
+                break
+
+    record = wait_record(ws.tenant, record_id)
+    assert record.client_disconnected
+    assert record.input_tokens > 0
+    assert record.status_code == 200
+    assert httpx.get(stats).json()["streams_disconnected"] == cut_before + 1
+
+
+def test_privacy_mode_keeps_only_the_documented_hash(proxy_url, workspaces):
+    from django.db import connection
+
+    ws = workspaces["p"]
+    messages = ask("Patient Jane Roe, born 1980-02-03, asks about her invoice (ünïcode).")
+    system = "You are a support agent."
+    response = sdk(proxy_url, ws.key).messages.with_raw_response.create(
+        model=MODEL, max_tokens=20, system=system, messages=messages
+    )
+
+    record = wait_record(ws.tenant, response.headers["x-tokenscope-request-id"])
+    canonical = json.dumps(
+        {"messages": messages, "system": system},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode("utf-8")
+    assert record.prompt_text is None
+    assert record.prompt_sha256 == hashlib.sha256(canonical).hexdigest()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND data_type IN ('text', 'character varying', 'jsonb')",
+            [ws.tenant.schema_name],
+        )
+        for table, column in cursor.fetchall():
+            cursor.execute(
+                f'SELECT count(*) FROM "{ws.tenant.schema_name}"."{table}" '  # noqa: S608
+                f'WHERE "{column}"::text LIKE %s',
+                ["%Jane Roe%"],
+            )
+            assert cursor.fetchone()[0] == 0, (table, column)
+
+
+def test_without_privacy_mode_the_prompt_text_is_kept(proxy_url, workspaces):
+    ws = workspaces["a"]
+    response = sdk(proxy_url, ws.key).messages.with_raw_response.create(
+        model=MODEL, max_tokens=20, system="Be brief.", messages=ask("What is our refund policy?")
+    )
+
+    record = wait_record(ws.tenant, response.headers["x-tokenscope-request-id"])
+    assert "What is our refund policy?" in record.prompt_text
+    assert "Be brief." in record.prompt_text
+    assert len(record.prompt_sha256) == 64
+
+
+def test_a_key_vault_outage_with_a_cold_cache_gives_503(proxy_url, workspaces):
+    from proxy.custody import kek_provider, kek_provider_set, plaintext_cache
+
+    class Unreachable:
+        def __getattr__(self, name):
+            raise AttributeError(name)
+
+        def wrap(self, dek):
+            raise self._down()
+
+        def unwrap(self, wrapped, kek_id, alg):
+            raise self._down()
+
+        def _down(self):
+            from proxy.custody import KeyCustodyUnavailable
+
+            return KeyCustodyUnavailable("Key Vault unreachable")
+
+    working = kek_provider()
+    plaintext_cache.clear()
+    kek_provider_set(Unreachable())
+    try:
+        response = httpx.post(
+            proxy_url + "/v1/messages",
+            headers={**VERSION, "x-api-key": workspaces["a_cold"]},
+            json={"model": MODEL, "max_tokens": 5, "messages": ask()},
+        )
+    finally:
+        kek_provider_set(working)
+
+    assert response.status_code == 503
+    assert response.json()["error"]["type"] == "api_error"
+    assert response.headers["x-should-retry"] == "true"
+    assert ANTHROPIC_KEY_A not in response.text
+
+
+def test_every_call_leaves_exactly_one_record(proxy_url, workspaces):
+    ws = workspaces["a"]
+    client = sdk(proxy_url, ws.key)
+    ids = []
+    for index in range(6):
+        if index % 2:
+            with client.messages.stream(model=MODEL, max_tokens=20, messages=ask()) as stream:
+                stream.get_final_message()
+                ids.append(stream.response.headers["x-tokenscope-request-id"])
+        else:
+            raw = client.messages.with_raw_response.create(
+                model=MODEL, max_tokens=20, messages=ask()
+            )
+            ids.append(raw.headers["x-tokenscope-request-id"])
+
+    for record_id in ids:
+        wait_record(ws.tenant, record_id)
+    from django_tenants.utils import schema_context
+
+    with schema_context(ws.tenant.schema_name):
+        assert UsageRecord.objects.filter(pk__in=ids).count() == len(set(ids)) == 6
