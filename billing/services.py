@@ -14,6 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
+from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -717,22 +718,35 @@ def entitlements_refresh(*, now: datetime | None = None) -> list[str]:
 
 
 @in_public_schema
-def checkout_intent_create(tenant: Tenant, *, plan_price: PlanPrice, actor: User) -> CheckoutIntent:
+def checkout_intent_create(
+    tenant: Tenant, *, plan_price: PlanPrice, actor: User, request: HttpRequest | None = None
+) -> CheckoutIntent:
     """A single-use, expiring id for Paddle.js's customData (never a raw tenant id)."""
     if not actor.has_role(Role.ADMIN):
         raise DomainError("Only owners and admins can change the plan.")
     if not plan_price.is_active or plan_price.environment != _environment():
         raise DomainError("This price is not offered.")
-    return CheckoutIntent.objects.create(
-        tenant=tenant,
-        plan_price=plan_price,
-        created_by_email=actor.email,
-        expires_at=timezone.now() + CHECKOUT_INTENT_TTL,
-    )
+    with transaction.atomic():
+        intent = CheckoutIntent.objects.create(
+            tenant=tenant,
+            plan_price=plan_price,
+            created_by_email=actor.email,
+            expires_at=timezone.now() + CHECKOUT_INTENT_TTL,
+        )
+        with schema_context(tenant.schema_name):
+            audit_event_record(
+                actor,
+                action="billing.checkout_started",
+                object_type="checkout_intent",
+                object_id=intent.pk,
+                object_repr=str(plan_price),
+                request=request,
+            )
+    return intent
 
 
 @in_public_schema
-def portal_session_url(tenant: Tenant, *, actor: User) -> str:
+def portal_session_url(tenant: Tenant, *, actor: User, request: HttpRequest | None = None) -> str:
     """A fresh Paddle customer portal link for the tenant (one API call per click)."""
     if not actor.has_role(Role.ADMIN):
         raise DomainError("Only owners and admins can manage billing.")
@@ -745,9 +759,19 @@ def portal_session_url(tenant: Tenant, *, actor: User) -> str:
         .values_list("paddle_subscription_id", flat=True)
     )
     try:
-        return paddle.portal_session_url(account.paddle_customer_id, sub_ids)
+        url = paddle.portal_session_url(account.paddle_customer_id, sub_ids)
     except paddle.PaddleUnavailable as exc:
         raise DomainError("Paddle's customer portal is unavailable; try again shortly.") from exc
+    with schema_context(tenant.schema_name):
+        audit_event_record(
+            actor,
+            action="billing.portal_opened",
+            object_type="tenant",
+            object_id=tenant.short_id,
+            object_repr=tenant.name,
+            request=request,
+        )
+    return url
 
 
 @in_public_schema

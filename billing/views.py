@@ -87,7 +87,7 @@ def checkout_intent_create(request: HttpRequest) -> HttpResponse:
     tenant = request.tenant  # type: ignore[attr-defined]
     try:
         intent = services.checkout_intent_create(
-            tenant, plan_price=price, actor=cast(User, request.user)
+            tenant, plan_price=price, actor=cast(User, request.user), request=request
         )
     except DomainError as exc:
         return JsonResponse({"error": exc.message}, status=400)
@@ -108,7 +108,7 @@ def portal_redirect(request: HttpRequest) -> HttpResponse:
     """A fresh customer portal session per click; never cached, never iframed."""
     tenant = request.tenant  # type: ignore[attr-defined]
     try:
-        url = services.portal_session_url(tenant, actor=cast(User, request.user))
+        url = services.portal_session_url(tenant, actor=cast(User, request.user), request=request)
     except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("billing")

@@ -3,11 +3,12 @@ import json
 import pytest
 
 from accounts.models import Role
+from audit.models import AuditEvent
 from billing.models import BillingAccount, CheckoutIntent
 from billing.services import subscription_sync, webhook_events_process_for_key
 from billing.tests.conftest import event, post_event
 from billing.tests.fake_paddle import T0, subscription_data, transaction_data
-from conftest import make_user, owner_of, tenant_client
+from conftest import in_tenant, make_user, owner_of, tenant_client
 
 pytestmark = pytest.mark.django_db
 
@@ -114,6 +115,10 @@ def test_checkout_intent_is_issued_to_admins_as_an_opaque_id(tenant_a, prices):
     assert data["success_url"].endswith(f"/billing/success/?intent={intent.pk}")
     assert str(tenant_a.pk) not in json.dumps(data).replace(str(intent.pk), "")
     assert tenant_a.short_id not in json.dumps(data)
+    with in_tenant(tenant_a):
+        assert AuditEvent.objects.filter(
+            action="billing.checkout_started", object_id=str(intent.pk)
+        ).exists()
 
 
 @pytest.mark.parametrize("role", [Role.VIEWER, Role.MEMBER])
@@ -150,6 +155,8 @@ def test_manage_billing_opens_a_fresh_portal_session_each_click(tenant_a, fake_p
     assert first["Location"].startswith("https://customer-portal.paddle.com/")
     assert fake_paddle.portal_sessions == 2
     assert "no-store" in first["Cache-Control"]
+    with in_tenant(tenant_a):
+        assert AuditEvent.objects.filter(action="billing.portal_opened").count() == 2
 
 
 def test_manage_billing_is_post_only_and_refused_to_members(tenant_a, fake_paddle):
