@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django_tenants.utils import get_public_schema_name, schema_context
+from django_tenants.utils import get_public_schema_name, schema_context, schema_exists
 
 from accounts.models import Role, User
 from audit.services import audit_event_record
@@ -430,7 +430,14 @@ def _event_tenant(data: dict[str, Any]) -> Tenant | None:
         account = BillingAccount.objects.filter(paddle_customer_id=customer_id).first()
         if account is not None:
             return account.tenant
-    return None
+    # A checkout's first transaction carries the checkout's customData.
+    intent_id = str((data.get("custom_data") or {}).get("checkout_intent_id") or "")
+    try:
+        intent_uuid = uuid.UUID(intent_id)
+    except ValueError:
+        return None
+    intent = CheckoutIntent.objects.filter(pk=intent_uuid).select_related("tenant").first()
+    return intent.tenant if intent is not None else None
 
 
 def _transaction_event_apply(event: WebhookEvent) -> tuple[str, str]:
@@ -805,8 +812,8 @@ def subscription_cancel(tenant: Tenant, *, reason: str, immediately: bool = True
             immediately,
             reason,
         )
-    with schema_context(tenant.schema_name):
-        if cancelled:
+    if cancelled and schema_exists(tenant.schema_name):
+        with schema_context(tenant.schema_name):
             audit_event_record(
                 None,
                 action="billing.subscription_cancelled",

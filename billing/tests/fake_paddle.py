@@ -118,6 +118,7 @@ def transaction_data(
     invoice_number: str | None = "325-10566",
     grand_total: str = "4900",
     billed_at: datetime = T0,
+    intent_id: str | None = None,
 ) -> dict[str, Any]:
     totals = {
         "subtotal": grand_total,
@@ -139,8 +140,8 @@ def transaction_data(
         "customer_id": customer_id,
         "address_id": "add_01aaaaaaaaaaaaaaaaaaaaaaaa",
         "business_id": None,
-        "custom_data": None,
-        "origin": "subscription_recurring",
+        "custom_data": {"checkout_intent_id": intent_id} if intent_id else None,
+        "origin": "web" if intent_id else "subscription_recurring",
         "collection_mode": "automatic",
         "subscription_id": subscription_id,
         "invoice_id": "inv_01aaaaaaaaaaaaaaaaaaaaaaaa" if invoice_number else None,

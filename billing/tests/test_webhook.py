@@ -369,6 +369,19 @@ def test_webhook_expired_checkout_intent_links_nothing(
     assert tenant_a.plan.slug == "free"
 
 
+def test_webhook_first_checkout_transaction_without_subscription_finds_the_tenant(
+    public_client, webhook_secrets, tenant_a, prices, django_capture_on_commit_callbacks
+):
+    intent = make_intent(tenant_a, prices["team"])
+    data = transaction_data(subscription_id=None, intent_id=str(intent.pk))
+    with django_capture_on_commit_callbacks(execute=True):
+        post_event(public_client, event("transaction.completed", data, occurred_at=T0))
+        process_all()
+
+    assert WebhookEvent.objects.get().status == "processed"
+    assert [m.to for m in mail.outbox] == [[owner_of(tenant_a).email]]
+
+
 def test_webhook_payment_failed_emails_the_billing_contact(
     public_client,
     webhook_secrets,
