@@ -12,12 +12,20 @@ from typing import Any
 import requests
 from django.conf import settings
 from paddle_billing import Client, Environment, Options
-from paddle_billing.Entities.Subscriptions import SubscriptionEffectiveFrom
+from paddle_billing.Entities.Subscriptions import (
+    SubscriptionEffectiveFrom,
+    SubscriptionProrationBillingMode,
+)
 from paddle_billing.Resources.CustomerPortalSessions.Operations import (
     CreateCustomerPortalSession,
 )
 from paddle_billing.Resources.Shared.Operations import OrderBy, Pager
-from paddle_billing.Resources.Subscriptions.Operations import CancelSubscription, ListSubscriptions
+from paddle_billing.Resources.Subscriptions.Operations import (
+    CancelSubscription,
+    ListSubscriptions,
+    UpdateSubscription,
+)
+from paddle_billing.Resources.Subscriptions.Operations.Update import SubscriptionUpdateItem
 from paddle_billing.Resources.Transactions.Operations import ListTransactions
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -153,5 +161,21 @@ def subscription_cancel_remote(subscription_id: str, *, immediately: bool) -> di
         subscription_id,
         CancelSubscription(effective_from=effective),
     )
+    data: dict[str, Any] = _data(client.subscriptions)
+    return data
+
+
+def subscription_change_price(subscription_id: str, price_id: str) -> dict[str, Any]:
+    """PATCH /subscriptions/{id}: switch to another price, prorated and charged now.
+
+    Paddle's default `on_payment_failure` (prevent_change) leaves the subscription as it was
+    when the prorated charge fails.
+    """
+    client = paddle_client()
+    operation = UpdateSubscription(
+        items=[SubscriptionUpdateItem(price_id=price_id, quantity=1)],
+        proration_billing_mode=SubscriptionProrationBillingMode.ProratedImmediately,
+    )
+    _call("subscription update", client.subscriptions.update, subscription_id, operation)
     data: dict[str, Any] = _data(client.subscriptions)
     return data

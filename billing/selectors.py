@@ -1,5 +1,6 @@
 """Billing reads for pages and for other apps (privacy's purge reads the retention floor)."""
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -8,7 +9,7 @@ from django.utils import timezone
 
 from billing import paddle
 from billing.models import BillingAccount, CheckoutIntent, PlanPrice, Subscription
-from billing.services import money_format, tenant_subscription_current
+from billing.services import LIVE_STATUSES, money_format, tenant_subscription_current
 from tenants.models import Plan, Tenant
 
 
@@ -40,10 +41,18 @@ def plan_prices_offered() -> list[PlanPrice]:
 def billing_overview(tenant: Tenant) -> dict[str, Any]:
     """What the Billing page shows about the tenant's plan and subscription (no API calls)."""
     account = BillingAccount.objects.filter(tenant=tenant).first()
+    subscription = tenant_subscription_current(tenant)
+    paying = subscription is not None and subscription.status in LIVE_STATUSES
+    # A canceled (or no) subscription buys through checkout; a paying one changes its price;
+    # past-due or paused subscriptions are sorted out in Paddle's portal first.
+    blocked = subscription is not None and not paying and subscription.status != "canceled"
     return {
         "plan": tenant.plan,
+        "can_checkout": subscription is None or subscription.status == "canceled",
+        "can_change_plan": paying,
+        "plan_change_blocked": blocked,
         "plans": list(Plan.objects.all()),
-        "subscription": tenant_subscription_current(tenant),
+        "subscription": subscription,
         "account": account,
         "retention_days": tenant.retention_days,
         "retention_floor": (
@@ -84,8 +93,6 @@ def tenant_invoices(tenant: Tenant) -> tuple[list[dict[str, Any]], str]:
 
 
 def checkout_intent_for_tenant(tenant: Tenant, intent_id: str) -> CheckoutIntent | None:
-    import uuid
-
     try:
         pk = uuid.UUID(intent_id)
     except ValueError:

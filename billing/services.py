@@ -42,6 +42,8 @@ CHECKOUT_INTENT_TTL = timedelta(hours=2)
 # A downgrade that shortens retention applies to purges only this long after the notice email.
 RETENTION_NOTICE_DAYS = 7
 MAX_EVENT_ATTEMPTS = 10
+# Subscriptions that change plan through the API rather than a new checkout.
+LIVE_STATUSES = frozenset({"active", "trialing"})
 ENQUEUE_TIMEOUT_SECONDS = 2
 
 SUBSCRIPTION_EVENTS = frozenset(
@@ -733,6 +735,9 @@ def checkout_intent_create(
         raise DomainError("Only owners and admins can change the plan.")
     if not plan_price.is_active or plan_price.environment != _environment():
         raise DomainError("This price is not offered.")
+    current = tenant_subscription_current(tenant)
+    if current is not None and current.status != Subscription.Status.CANCELED:
+        raise DomainError("This workspace already has a subscription; switch its plan instead.")
     with transaction.atomic():
         intent = CheckoutIntent.objects.create(
             tenant=tenant,
@@ -779,6 +784,45 @@ def portal_session_url(tenant: Tenant, *, actor: User, request: HttpRequest | No
             request=request,
         )
     return url
+
+
+@in_public_schema
+def subscription_plan_change(
+    tenant: Tenant, *, plan_price: PlanPrice, actor: User, request: HttpRequest | None = None
+) -> Subscription:
+    """Move the tenant's active subscription to another price through Paddle's API (prorated).
+
+    A tenant that already pays changes plan this way, never through a second checkout.
+    """
+    if not actor.has_role(Role.ADMIN):
+        raise DomainError("Only owners and admins can change the plan.")
+    if not plan_price.is_active or plan_price.environment != _environment():
+        raise DomainError("This price is not offered.")
+    sub = tenant_subscription_current(tenant)
+    if sub is None or sub.status not in LIVE_STATUSES:
+        raise DomainError("There is no active subscription to change.")
+    if sub.paddle_price_id == plan_price.paddle_price_id:
+        raise DomainError("This is already your plan.")
+    try:
+        data = paddle.subscription_change_price(
+            sub.paddle_subscription_id, plan_price.paddle_price_id
+        )
+    except paddle.PaddleUnavailable as exc:
+        raise DomainError("Paddle could not change the plan; nothing was changed.") from exc
+    updated = _dt(data.get("updated_at")) or timezone.now()
+    subscription_sync(data, occurred_at=updated, source="api")
+    with schema_context(tenant.schema_name):
+        audit_event_record(
+            actor,
+            action="billing.plan_change_requested",
+            object_type="subscription",
+            object_id=sub.paddle_subscription_id,
+            object_repr=str(plan_price),
+            request=request,
+            changes={"price": [sub.paddle_price_id, plan_price.paddle_price_id]},
+        )
+    sub.refresh_from_db()
+    return sub
 
 
 @in_public_schema

@@ -104,6 +104,27 @@ def checkout_intent_create(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_POST
 @admin_required
+def plan_change(request: HttpRequest) -> HttpResponse:
+    """A paying tenant moves its subscription to another price (prorated by Paddle)."""
+    form = CheckoutIntentForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a plan that is offered.")
+        return redirect("billing")
+    tenant = request.tenant  # type: ignore[attr-defined]
+    price = form.cleaned_data["plan_price"]
+    user = cast(User, request.user)
+    try:
+        services.subscription_plan_change(tenant, plan_price=price, actor=user, request=request)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Your plan is now {price.plan.name}.")
+    return redirect("billing")
+
+
+@never_cache
+@require_POST
+@admin_required
 def portal_redirect(request: HttpRequest) -> HttpResponse:
     """A fresh customer portal session per click; never cached, never iframed."""
     tenant = request.tenant  # type: ignore[attr-defined]

@@ -170,6 +170,7 @@ class FakePaddle(HTTPAdapter):
         self.calls: list[tuple[str, str]] = []
         self.down = False
         self.portal_sessions = 0
+        self.updates: list[dict[str, Any]] = []
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         url = requests.utils.urlparse(request.url or "")
@@ -180,6 +181,12 @@ class FakePaddle(HTTPAdapter):
         assert (request.headers.get("Authorization") or "").startswith("Bearer ")
         body = json.loads(request.body) if request.body else {}
         path = url.path
+        if (m := re.fullmatch(r"/subscriptions/([^/]+)", path)) and request.method == "PATCH":
+            sub = self.subscriptions[m[1]]
+            self.updates.append(body)
+            sub["items"][0]["price"] = price_data(body["items"][0]["price_id"])
+            sub["updated_at"] = iso(datetime.now(UTC))
+            return self._json(request, {"data": sub})
         if m := re.fullmatch(r"/subscriptions/([^/]+)", path):
             sub = self.subscriptions.get(m[1])
             return self._json(request, {"data": sub} if sub else None, 200 if sub else 404)

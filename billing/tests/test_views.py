@@ -254,3 +254,70 @@ def test_billing_page_shows_only_the_own_tenant_subscription(tenant_a, tenant_b,
     assert "Your plan: Free" in body
     assert "No paid subscription." in body
     assert "Manage billing" not in body
+
+
+def paying(tenant, fake_paddle, price="pri_team_monthly"):
+    with_customer(tenant)
+    data = subscription_data(price_id=price)
+    fake_paddle.subscriptions[data["id"]] = data
+    subscription_sync(data, occurred_at=T0)
+    tenant.refresh_from_db()
+
+
+def test_paying_tenant_switches_plan_through_the_api_not_a_second_checkout(
+    tenant_a, prices, fake_paddle
+):
+    paying(tenant_a, fake_paddle)
+    client = tenant_client(tenant_a, owner_of(tenant_a))
+
+    page = client.get("/billing/").content.decode()
+    response = client.post("/billing/change-plan/", {"plan_price": prices["business"].pk})
+
+    assert "Switch to Business" in page
+    assert "data-plan-price" not in page
+    assert "cdn.paddle.com/paddle/v2/paddle.js" not in page
+    assert response.status_code == 302
+    assert fake_paddle.updates == [
+        {
+            "items": [{"price_id": "pri_business_monthly", "quantity": 1}],
+            "proration_billing_mode": "prorated_immediately",
+        }
+    ]
+    tenant_a.refresh_from_db()
+    assert tenant_a.plan.slug == "business"
+    with in_tenant(tenant_a):
+        assert AuditEvent.objects.filter(action="billing.plan_change_requested").exists()
+
+
+def test_plan_switch_is_refused_to_members(tenant_a, prices, fake_paddle):
+    paying(tenant_a, fake_paddle)
+    client = tenant_client(tenant_a, make_user(tenant_a, Role.MEMBER))
+
+    response = client.post("/billing/change-plan/", {"plan_price": prices["business"].pk})
+
+    assert response.status_code == 403
+    assert fake_paddle.updates == []
+
+
+def test_plan_switch_failure_at_paddle_changes_nothing(tenant_a, prices, fake_paddle):
+    paying(tenant_a, fake_paddle)
+    fake_paddle.down = True
+    client = tenant_client(tenant_a, owner_of(tenant_a))
+
+    response = client.post(
+        "/billing/change-plan/", {"plan_price": prices["business"].pk}, follow=True
+    )
+
+    assert "nothing was changed" in response.content.decode()
+    tenant_a.refresh_from_db()
+    assert tenant_a.plan.slug == "team"
+
+
+def test_checkout_is_refused_while_a_subscription_is_live(tenant_a, prices, fake_paddle):
+    paying(tenant_a, fake_paddle)
+    client = tenant_client(tenant_a, owner_of(tenant_a))
+
+    response = client.post("/billing/checkout-intents/", {"plan_price": prices["business"].pk})
+
+    assert response.status_code == 400
+    assert "already has a subscription" in response.json()["error"]
