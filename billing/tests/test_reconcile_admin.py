@@ -163,3 +163,33 @@ def test_deploy_check_accepts_live(settings):
     settings.PADDLE_WEBHOOK_SECRETS = ["pdl_ntfset_live"]
 
     assert run_checks(include_deployment_checks=True, tags=["billing"]) == []
+
+
+def test_worker_task_processes_the_event_queue_of_its_entity(
+    tenant_a, prices, fake_paddle, public_client, webhook_secrets
+):
+    from billing.tasks import webhook_event_process
+
+    BillingAccount.objects.create(
+        tenant=tenant_a, paddle_customer_id="ctm_01aaaaaaaaaaaaaaaaaaaaaaaa"
+    )
+    post_event(
+        public_client,
+        event(
+            "subscription.created",
+            subscription_data(SUB, price_id="pri_startup_monthly"),
+            occurred_at=T0,
+        ),
+    )
+
+    result = webhook_event_process.apply(args=[WebhookEvent.objects.get().pk])
+
+    assert result.get() == 1
+    tenant_a.refresh_from_db()
+    assert tenant_a.plan.slug == "startup"
+
+
+def test_nightly_task_returns_the_reconciliation_summary(fake_paddle):
+    from billing.tasks import billing_reconcile as nightly
+
+    assert nightly.apply().get()["subscriptions_seen"] == 0
