@@ -143,7 +143,8 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         # Only notes are editable; the change is logged as an event.
-        privacy_request_note(obj, operator=_operator(request), notes=obj.notes)
+        stored = PrivacyRequest.objects.get(pk=obj.pk)
+        privacy_request_note(stored, operator=_operator(request), notes=obj.notes)
 
     def _each(self, request: HttpRequest, queryset: QuerySet, fn: Any, **kwargs: Any) -> None:
         for req in queryset:
