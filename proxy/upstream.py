@@ -1,6 +1,9 @@
 """The Anthropic upstream client. For now: a sync check that a key is accepted."""
 
+import json
 import logging
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 from django.conf import settings
@@ -77,3 +80,43 @@ def upstream_async_client() -> httpx.AsyncClient:
 UpstreamTimeout = httpx.TimeoutException
 UpstreamTransportError = httpx.TransportError
 UpstreamResponse = httpx.Response
+
+
+def _sync_client() -> httpx.Client:
+    return httpx.Client(
+        base_url=settings.ANTHROPIC_UPSTREAM_URL.rstrip("/"),
+        timeout=httpx.Timeout(
+            settings.UPSTREAM_READ_TIMEOUT, connect=settings.UPSTREAM_CONNECT_TIMEOUT
+        ),
+        trust_env=False,
+    )
+
+
+def _batch_headers(key: str) -> dict[str, str]:
+    return {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION}
+
+
+def batch_retrieve(key: str, batch_id: str) -> dict[str, Any]:
+    """GET a message batch from Anthropic with the tenant's key."""
+    with _sync_client() as client:
+        response = client.get(f"/v1/messages/batches/{batch_id}", headers=_batch_headers(key))
+    response.raise_for_status()
+    batch: dict[str, Any] = response.json()
+    return batch
+
+
+def batch_results(key: str, batch_id: str) -> Iterator[dict[str, Any]]:
+    """Stream a finished batch's JSONL results, one parsed line at a time."""
+    with (
+        _sync_client() as client,
+        client.stream(
+            "GET", f"/v1/messages/batches/{batch_id}/results", headers=_batch_headers(key)
+        ) as response,
+    ):
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if line.strip():
+                yield json.loads(line)
+
+
+UpstreamHTTPError = httpx.HTTPError
