@@ -188,7 +188,3 @@ def proxy_key_tenant_short_id(key: str) -> str | None:
     if not sep or not short_id.isalnum() or len(secret) < 32:
         return None
     return short_id
-
-
-from proxy.batch_models import ProxyBatch  # noqa: E402  (one module per concern)
-from proxy.budget_models import Budget, BudgetAlert, Notification, SpendSettings  # noqa: E402,F401
