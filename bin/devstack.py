@@ -145,7 +145,7 @@ def run() -> int:
             "-l",
             "warning",
             "-S",
-            "tenant_schemas_celery.scheduler:TenantAwareScheduler",
+            "tokenscope.beat:Scheduler",
             "-s",
             str(LOCAL / "celerybeat-schedule"),
         ],

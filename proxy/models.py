@@ -188,3 +188,6 @@ def proxy_key_tenant_short_id(key: str) -> str | None:
     if not sep or not short_id.isalnum() or len(secret) < 32:
         return None
     return short_id
+
+
+from proxy.batch_models import ProxyBatch  # noqa: E402,F401  (one module per concern)

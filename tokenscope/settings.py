@@ -277,7 +277,12 @@ CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
 CELERY_TIMEZONE = "UTC"
+# Entries without "tenant_schemas" run once in every tenant's schema (TenantAwareScheduler).
 CELERY_BEAT_SCHEDULE = {
+    "batches-meter": {
+        "task": "proxy.tasks.batches_meter",
+        "schedule": 60.0,
+    },
     "privacy-retention-purge": {
         "task": "privacy.tasks.retention_purge_schedule",
         "schedule": crontab(hour=2, minute=7),
@@ -296,7 +301,6 @@ CELERY_BEAT_SCHEDULE = {
     "tenant-heartbeat": {
         "task": "tenants.tasks.tenant_heartbeat",
         "schedule": 300.0,
-        "options": {"tenancy_options": {"public": False, "all_tenants": True}},
     },
     "billing-reconcile-nightly": {
         "task": "billing.tasks.billing_reconcile",

@@ -15,7 +15,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django_tenants.utils import schema_context
 
 from proxy.gateway.errors import (
     ProxyError,
@@ -36,7 +38,7 @@ from proxy.upstream import (
     UpstreamTransportError,
     upstream_async_client,
 )
-from tokenscope.lib.net import resolve_client_ip
+from tokenscope.lib.net import is_trusted_proxy, resolve_client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -282,6 +284,13 @@ class Gateway:
             raise permission_denied(
                 "No Anthropic API key is configured for this workspace or project."
             )
+        if route.batch_id is not None:
+            ex.batch_id = route.batch_id
+            owned = await sync_to_async(_batch_owned, thread_sensitive=False)(
+                key.tenant.schema_name, route.batch_id
+            )
+            if not owned:
+                raise not_found(f"message batch: {route.batch_id}")
 
     def _upstream_headers(
         self, headers: list[tuple[str, str]], key: ResolvedKey, bearer: bool
@@ -337,6 +346,8 @@ class Gateway:
             ex.upstream_request_id = response.headers.get("request-id", "")
             if response.headers.get("content-type", "").startswith("text/event-stream"):
                 await self._relay_stream(ex, response, watcher, send)
+            elif ex.route.name == "batches_results":
+                await self._relay_raw(ex, response, watcher, send)
             else:
                 await self._relay_body(ex, scope, headers, response, watcher, send)
         except asyncio.CancelledError:
@@ -411,6 +422,28 @@ class Gateway:
         watcher.cancel()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
+    async def _relay_raw(
+        self, ex: Exchange, response: UpstreamResponse, watcher: asyncio.Task[None], send: Send
+    ) -> None:
+        """Pass a large body (batch results) through chunk by chunk, unread."""
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": self._response_headers(ex, response),
+            }
+        )
+        ex.first_byte_sent = time.perf_counter()
+        try:
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except (UpstreamTransportError, UpstreamTimeout):
+            ex.error_type = "upstream_dropped"
+        finally:
+            ex.upstream_finished = time.perf_counter()
+        watcher.cancel()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
     async def _relay_body(
         self,
         ex: Exchange,
@@ -428,6 +461,8 @@ class Gateway:
             raise ProxyError(502, "api_error", "The connection to Anthropic was lost.") from None
         ex.upstream_finished = time.perf_counter()
         content = self._inspect_body(ex, scope, headers, response.status_code, content)
+        if ex.route.name == "batches_create" and ex.batch_id and ex.key is not None:
+            await sync_to_async(_batch_register, thread_sensitive=False)(ex)
         response_headers = self._response_headers(ex, response)
         response_headers.append((b"content-length", str(len(content)).encode()))
         watcher.cancel()
@@ -468,6 +503,8 @@ class Gateway:
             ex.stop_reason = payload.get("stop_reason") or ""
         elif route.name == "count_tokens":
             ex.usage = {"input_tokens": payload.get("input_tokens", 0)}
+        elif route.kind == "batch":
+            return self._rewrite_batches(ex, scope, headers, payload)
         elif route.name == "models_list" and ex.key is not None and ex.key.allowed_models:
             data = [m for m in payload.get("data", []) if ex.key.allows_model(str(m.get("id")))]
             payload.update(
@@ -477,6 +514,27 @@ class Gateway:
             )
             return json.dumps(payload).encode()
         return content
+
+    def _rewrite_batches(
+        self,
+        ex: Exchange,
+        scope: Scope,
+        headers: list[tuple[str, str]],
+        payload: dict[str, Any],
+    ) -> bytes:
+        """Point results_url at us: the SDK fetches it as given, bypassing base_url."""
+        forwarded_proto = _first(headers, "x-forwarded-proto")
+        peer = (scope.get("client") or (None, None))[0]
+        trusted = is_trusted_proxy(peer)
+        scheme = forwarded_proto if forwarded_proto and trusted else scope.get("scheme", "http")
+        base = f"{scheme}://{_first(headers, 'host')}"
+        batches = payload.get("data") if ex.route.name == "batches_list" else [payload]
+        for batch in batches or []:
+            if isinstance(batch, dict) and batch.get("id") and batch.get("results_url"):
+                batch["results_url"] = f"{base}/v1/messages/batches/{batch['id']}/results"
+        if ex.route.name == "batches_create":
+            ex.batch_id = str(payload.get("id") or "")
+        return json.dumps(payload).encode()
 
     async def _send_error(
         self, send: Send, error: ProxyError, request_id: str, ex: Exchange | None
@@ -495,3 +553,27 @@ class Gateway:
         with contextlib.suppress(OSError, RuntimeError):
             await send({"type": "http.response.start", "status": error.status, "headers": headers})
             await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _batch_owned(schema: str, batch_id: str) -> bool:
+    from proxy.batches import batch_is_owned
+
+    with schema_context(schema):
+        return batch_is_owned(batch_id)
+
+
+def _batch_register(ex: Exchange) -> None:
+    from proxy.batches import batch_register
+
+    assert ex.key is not None
+    assert ex.body is not None
+    with schema_context(ex.key.tenant.schema_name):
+        batch_register(
+            ex.batch_id,
+            proxy_key_id=ex.key.id,
+            project_id=ex.key.project_id,
+            cost_center_id=ex.key.cost_center_id,
+            key_owner_id=ex.key.owner_id,
+            request_count=len(ex.body.get("requests") or []),
+            created_at=ex.created_at,
+        )

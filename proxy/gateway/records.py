@@ -22,6 +22,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from audit.models import UsageRecord
+from audit.rollups import rollup_apply
 from proxy.gateway.exchange import Exchange
 from proxy.pricing import usage_cost
 from proxy.prompts import prompt_sha256, prompt_text
@@ -196,6 +197,7 @@ def _insert(schema: str, records: list[UsageRecord]) -> None:
         )
     with schema_context(schema), transaction.atomic():
         UsageRecord.objects.bulk_create(records)
+        rollup_apply(records)  # hourly dashboard rollups, same transaction (audit/rollups.py)
         # One write per key per batch instead of one per request.
         proxy_key_last_used_record(last_used)
 

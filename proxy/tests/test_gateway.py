@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from audit.models import UsageRecord
+from proxy.fake_upstream.server import running_fake_upstream
 from proxy.tests.gateway_support import ANTHROPIC_KEY_A, record_count, wait_record
 
 pytestmark = pytest.mark.django_db
@@ -463,3 +464,104 @@ def test_every_call_leaves_exactly_one_record(proxy_url, workspaces):
 
     with schema_context(ws.tenant.schema_name):
         assert UsageRecord.objects.filter(pk__in=ids).count() == len(set(ids)) == 6
+
+
+def test_a_batch_goes_from_create_to_results_and_each_result_is_metered(proxy_url, workspaces):
+    import time
+
+    from django_tenants.utils import schema_context
+
+    from proxy.batch_models import ProxyBatch
+    from proxy.batches import batches_meter_pending
+
+    ws = workspaces["a"]
+    client = sdk(proxy_url, ws.key)
+    requests = [
+        {
+            "custom_id": f"ticket-{n}",
+            "params": {
+                "model": MODEL,
+                "max_tokens": 300,
+                "messages": ask(usage={"input_tokens": 1000}, output_tokens=200),
+            },
+        }
+        for n in range(3)
+    ]
+
+    batch = client.messages.batches.create(requests=requests)
+    assert batch.results_url is None or batch.results_url.startswith(proxy_url)
+    for _ in range(100):
+        batch = client.messages.batches.retrieve(batch.id)
+        if batch.processing_status == "ended":
+            break
+        time.sleep(0.1)
+    assert batch.results_url == f"{proxy_url}/v1/messages/batches/{batch.id}/results"
+    results = list(client.messages.batches.results(batch.id))
+    assert sorted(r.custom_id for r in results) == ["ticket-0", "ticket-1", "ticket-2"]
+    listed = client.messages.batches.list()
+    assert all(b.results_url is None or b.results_url.startswith(proxy_url) for b in listed.data)
+
+    with schema_context(ws.tenant.schema_name):
+        assert ProxyBatch.objects.filter(pk=batch.id, proxy_key_id=ws.key_id).exists()
+        assert batches_meter_pending(tenant=ws.tenant) == 3
+        assert batches_meter_pending(tenant=ws.tenant) == 0  # metered once
+        records = UsageRecord.objects.filter(
+            batch_id=batch.id, kind=UsageRecord.Kind.BATCH_RESULT
+        ).order_by("custom_id")
+        assert [r.custom_id for r in records] == ["ticket-0", "ticket-1", "ticket-2"]
+        for record in records:
+            assert record.kind == UsageRecord.Kind.BATCH_RESULT
+            assert record.proxy_key_id == ws.key_id
+            assert record.project_id == ws.project_id
+            # Batch prices: half of $3 input and $15 output per million tokens.
+            assert record.cost_usd == (
+                Decimal(1000) * Decimal("1.5") + Decimal(200) * Decimal("7.5")
+            ) / Decimal(1_000_000)
+
+
+def test_another_tenants_batch_is_not_found(proxy_url, workspaces):
+    owner = sdk(proxy_url, workspaces["a"].key)
+    batch = owner.messages.batches.create(
+        requests=[
+            {"custom_id": "x", "params": {"model": MODEL, "max_tokens": 5, "messages": ask()}}
+        ]
+    )
+    other = sdk(proxy_url, workspaces["b"].key)
+
+    with pytest.raises(anthropic.NotFoundError):
+        other.messages.batches.retrieve(batch.id)
+    with pytest.raises(anthropic.NotFoundError):
+        other.messages.batches.cancel(batch.id)
+
+
+def test_an_upstream_timeout_gives_504_and_an_unreachable_upstream_502(workspaces, settings):
+    from proxy.gateway import Gateway
+    from tokenscope.lib.asgi_server import serve_in_thread
+
+    slow = {"model": MODEL, "max_tokens": 5, "messages": ask(fault="slow_headers")}
+    with running_fake_upstream(slow_headers_seconds=5) as fake:
+        settings.ANTHROPIC_UPSTREAM_URL = fake.base_url
+        settings.UPSTREAM_READ_TIMEOUT = 0.3
+        with serve_in_thread(Gateway()) as url:
+            timed_out = httpx.post(
+                url + "/v1/messages",
+                headers={**VERSION, "x-api-key": workspaces["a"].key},
+                json=slow,
+            )
+    settings.ANTHROPIC_UPSTREAM_URL = "http://127.0.0.1:9"  # nothing listens on the discard port
+    with serve_in_thread(Gateway()) as url:
+        unreachable = httpx.post(
+            url + "/v1/messages",
+            headers={**VERSION, "x-api-key": workspaces["a"].key},
+            json={"model": MODEL, "max_tokens": 5, "messages": ask()},
+        )
+
+    assert timed_out.status_code == 504
+    assert timed_out.json()["error"]["type"] == "timeout_error"
+    assert timed_out.headers["x-should-retry"] == "true"
+    assert unreachable.status_code == 502
+    assert unreachable.json()["error"]["type"] == "api_error"
+    assert unreachable.headers["x-should-retry"] == "true"
+    for response in (timed_out, unreachable):
+        record = wait_record(workspaces["a"].tenant, response.headers["x-tokenscope-request-id"])
+        assert record.status_code == response.status_code

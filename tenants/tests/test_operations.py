@@ -134,3 +134,33 @@ def test_start_up_stops_with_a_clear_message_without_a_secret_key_in_production(
     )
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is not set" in result.stderr
+
+
+def test_beat_sends_public_jobs_once_and_tenant_jobs_to_every_tenant(tenants_ab, django_db_blocker):
+    import redis as redis_lib
+    from django.conf import settings
+
+    from tokenscope.beat import Scheduler
+
+    broker = redis_lib.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete("celery")
+    schedule = {
+        "global": {
+            "task": "tenants.tasks.tenant_heartbeat",
+            "schedule": 60.0,
+            "tenant_schemas": ["public"],
+        },
+        "each": {"task": "tenants.tasks.tenant_heartbeat", "schedule": 60.0},
+    }
+    scheduler = Scheduler(app=app, lazy=True)
+    with django_db_blocker.unblock():
+        for name, options in scheduler._tenant_aware_beat_schedule_to_dict(schedule).items():
+            scheduler.apply_entry(scheduler.Entry(name=name, app=app, **options))
+        customers = Tenant.objects.customers().count()
+
+    sent = [json.loads(raw)["headers"] for raw in broker.lrange("celery", 0, -1)]
+    broker.delete("celery")
+    schemas = sorted(headers.get("_schema_name") or "" for headers in sent)
+    assert schemas.count("public") == 1
+    assert len(schemas) == 1 + customers
+    assert {"t_tenant_a", "t_tenant_b"} <= set(schemas)

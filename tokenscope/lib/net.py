@@ -15,6 +15,11 @@ def _trusted(address: str, networks: Iterable[str]) -> bool:
     return any(ip in ipaddress.ip_network(net, strict=False) for net in networks)
 
 
+def is_trusted_proxy(address: str | None) -> bool:
+    """Whether a peer is one of our reverse proxies (so its X-Forwarded-* headers count)."""
+    return bool(address) and _trusted(str(address), getattr(settings, "TRUSTED_PROXIES", []))
+
+
 def resolve_client_ip(remote_addr: str | None, forwarded_for: str | None) -> str | None:
     """The client's address: the right-most untrusted hop of X-Forwarded-For behind our proxies."""
     trusted = getattr(settings, "TRUSTED_PROXIES", [])
