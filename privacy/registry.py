@@ -24,6 +24,8 @@ PERSONAL_DATA: dict[str, list[str]] = {
     "sessions.Session": ["session_data"],
     "audit.AuditEvent": ["actor", "actor_email", "ip_address", "object_repr", "changes"],
     "audit.UsageRecord": ["key_owner", "ip_address", "user_agent", "prompt_text"],
+    "audit.ApiToken": ["user", "created_by"],
+    "audit.ExportJob": ["created_by"],
     "proxy.CostCenter": ["owner_email"],
     "proxy.ProxyKey": ["owner", "created_by"],
     "proxy.AnthropicCredential": ["created_by"],
@@ -45,6 +47,8 @@ NOT_PERSONAL: dict[str, dict[str, str]] = {
     "proxy.Project": {"name": "a project's name"},
     "proxy.CostCenter": {"name": "a cost center's name"},
     "proxy.ProxyKey": {"name": "a key's label"},
+    "proxy.Budget": {"name": "a budget's label"},
+    "audit.ApiToken": {"name": "a token's label"},
     "billing.PlanChange": {"tenant_slug": "a workspace address, deleted with the tenant"},
     "privacy.PolicyNotice": {"recipient_hmac": "a keyed hash, never the address"},
 }
