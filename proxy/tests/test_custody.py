@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 from django.core.checks import run_checks
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import override_settings
 
 from conftest import in_tenant
@@ -299,3 +300,21 @@ def test_the_local_provider_is_refused_by_deploy_checks_without_debug() -> None:
         AZURE_KEYVAULT_KEY_ID="https://v.vault.azure.net/keys/k/1",
     ):
         assert check_kek_provider() == []
+
+
+def test_rewrap_keys_counts_failures_and_exits_non_zero_when_the_kek_is_down(tenant_a) -> None:
+    under_test = make_azure()
+    use(under_test.provider)
+    try:
+        _store(tenant_a)
+        use(under_test.rotate())
+        assert under_test.transport is not None
+        under_test.transport.down = True
+        out = io.StringIO()
+        with pytest.raises(CommandError, match="1 rows could not be rewrapped"):
+            call_command("rewrap_keys", "--json", "--tenant", tenant_a.slug, stdout=out)
+        assert json.loads(out.getvalue())["failed"] == 1
+        with in_tenant(tenant_a):
+            assert AnthropicCredential.objects.get().kek_id.endswith("/v1")
+    finally:
+        use(None)  # type: ignore[arg-type]

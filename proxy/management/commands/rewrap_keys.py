@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django_tenants.utils import tenant_context
 
 from proxy.custody import kek_provider
@@ -29,6 +29,12 @@ class Command(JsonCommand):
             totals["tenants"] += 1
             for name, value in counts.items():
                 totals[name] += value
-        if totals["failed"]:
-            self.stderr.write(f"{totals['failed']} rows could not be rewrapped; see the log.")
+        self.failed = totals["failed"]
         return {"kek_id": kek_provider().current_kek_id, **totals}
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.failed = 0
+        super().handle(*args, **options)
+        if self.failed:
+            # Counts were printed; a non-zero exit makes schedulers and operators notice.
+            raise CommandError(f"{self.failed} rows could not be rewrapped; see the log.")
