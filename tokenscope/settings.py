@@ -63,7 +63,9 @@ if not LOCAL_KEK and (DEBUG or TESTING):
     LOCAL_KEK, LOCAL_KEK_VERSION = _DEV_LOCAL_KEK, "dev"
 # Older local KEK versions, "version=base64,version=base64"; they only unwrap.
 LOCAL_KEK_PREVIOUS = dict(
-    item.strip().split("=", 1) for item in env("TOKENSCOPE_LOCAL_KEK_PREVIOUS").split(",") if item
+    item.strip().split("=", 1)
+    for item in env("TOKENSCOPE_LOCAL_KEK_PREVIOUS").split(",")
+    if item.strip()
 )
 # Versioned Key Vault key id: https://<vault>.vault.azure.net/keys/<name>/<version>.
 AZURE_KEYVAULT_KEY_ID = env("AZURE_KEYVAULT_KEY_ID")
