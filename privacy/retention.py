@@ -12,6 +12,8 @@ of a foreign key of an unregistered model (register children first: they are pur
 """
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -56,8 +58,18 @@ def register_expiry(model_label: str, field: str, *, scope: str = "tenant") -> N
         EXPIRY.append(target)
 
 
-def delete_before(model: type[models.Model], field: str, cutoff: datetime, *, batch: int) -> int:
-    """Delete rows with `field < cutoff` in the current schema, one short transaction a batch."""
+def delete_before(
+    model: type[models.Model],
+    field: str,
+    cutoff: datetime,
+    *,
+    batch: int,
+    on_batch: Callable[[int, float], None] | None = None,
+) -> int:
+    """Delete rows with `field < cutoff` in the current schema, one short transaction a batch.
+
+    `on_batch(deleted, seconds)` is called after each batch (metrics, benchmarks).
+    """
     qn = connection.ops.quote_name
     table = qn(model._meta.db_table)
     pk = qn(str(model._meta.pk.column))
@@ -71,9 +83,12 @@ def delete_before(model: type[models.Model], field: str, cutoff: datetime, *, ba
         return 0
     total = 0
     while True:
+        started = time.perf_counter()
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql, [cutoff, batch])
             deleted = cursor.rowcount
+        if on_batch is not None:
+            on_batch(deleted, time.perf_counter() - started)
         total += deleted
         if deleted < batch:
             return total
