@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenscope.settings")
 os.environ.setdefault("TOKENSCOPE_TESTING", "1")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -73,7 +73,8 @@ def main() -> None:
     p99 = batches[int(len(batches) * 0.99) - 1] if len(batches) > 1 else batches[0]
     print(f"deleted {deleted} rows in {elapsed:.1f}s ({deleted / elapsed:,.0f} rows/s)")
     print(
-        f"{len(batches)} batches of {args.batch}: median {statistics.median(batches) * 1000:.0f} ms,"
+        f"{len(batches)} batches of {args.batch}:"
+        f" median {statistics.median(batches) * 1000:.0f} ms,"
         f" p99 {p99 * 1000:.0f} ms, max {batches[-1] * 1000:.0f} ms; fresh rows kept: {kept}"
     )
 
