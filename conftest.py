@@ -23,6 +23,13 @@ def _fresh_redis() -> None:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _public_schema_after_each_test() -> Iterator[None]:
+    """A request to a tenant host leaves the connection in that schema; start each test clean."""
+    yield
+    connection.set_schema_to_public()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _end_stray_connections(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """Servers under test keep connections in worker threads; end them so the test DB can go."""

@@ -23,6 +23,7 @@ PY = sys.executable
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tokenscope"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 EMBEDDED_REDIS_PORT = 6399
+FAKE_PORT = "8787"
 
 
 def answers(host: str, port: int) -> bool:
@@ -108,10 +109,17 @@ def run() -> int:
     env.setdefault("DEBUG", "1")
     port = env.get("PORT", "8000")
     env.setdefault("TOKENSCOPE_PUBLIC_PORT", port)
+    real_key = env.pop("ANTHROPIC_API_KEY", "")
+    processes: dict[str, list[str]] = {}
+    if not real_key and not env.get("ANTHROPIC_UPSTREAM_URL"):
+        say(f"no ANTHROPIC_API_KEY: the proxy forwards to the fake upstream on {FAKE_PORT}")
+        env["ANTHROPIC_UPSTREAM_URL"] = f"http://127.0.0.1:{FAKE_PORT}"
+        processes["fake-upstream"] = [PY, "-m", "proxy.fake_upstream", "--port", FAKE_PORT]
     say("migrating")
     manage(env, "migrate_schemas", "--executor", "standard", "-v", "0")
-    demo = json.loads(manage(env, "seed_demo", "--json", capture=True))
-    processes = {
+    seed = ["seed_demo", "--json"] + (["--anthropic-key", real_key] if real_key else [])
+    demo = json.loads(manage(env, *seed, capture=True))
+    processes |= {
         "web": [
             PY,
             "-m",
@@ -162,6 +170,14 @@ def run() -> int:
                 f"  Demo sign-in:     {demo['owner_email']} / {demo['owner_password']}",
                 f"  Operator admin:   {base}/admin/  ({demo['operator_email']} / "
                 f"{demo['operator_password']})",
+                "",
+                "Paste into Python (the call goes through the proxy and shows up in Usage):",
+                "",
+                "  import anthropic",
+                f'  client = anthropic.Anthropic(base_url="{base}", api_key="{demo["proxy_key"]}")',
+                '  reply = client.messages.create(model="claude-sonnet-4-6", max_tokens=200,',
+                '      messages=[{"role": "user", "content": "Say hello to TokenScope."}])',
+                "  print(reply.content[0].text)",
                 "",
             ]
         ),

@@ -8,7 +8,7 @@ import base64
 import io
 import logging
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import pytest
 from django.contrib import admin
@@ -44,13 +44,6 @@ NEEDLES = [
     base64.b64encode(MARKER_KEY.encode()).decode(),
     MARKER_KEY.encode().hex(),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _public_schema_afterwards() -> Iterator[None]:
-    """Requests to tenant hosts leave the connection on the tenant's schema; reset it."""
-    yield
-    connection.set_schema_to_public()  # type: ignore[attr-defined]
 
 
 def assert_clean(text: str | bytes, where: str) -> None:

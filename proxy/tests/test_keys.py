@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -38,13 +37,6 @@ from proxy.services import (
 from proxy.tests.custody_support import MARKER_KEY, OTHER_KEY
 from proxy.upstream import AnthropicKeyRejected, AnthropicUnreachable, anthropic_key_verify
 from tokenscope.lib.errors import DomainError, PermissionDenied
-
-
-@pytest.fixture(autouse=True)
-def _public_schema_afterwards() -> Iterator[None]:
-    """Requests to tenant hosts leave the connection on the tenant's schema; reset it."""
-    yield
-    connection.set_schema_to_public()  # type: ignore[attr-defined]
 
 
 def _workspace(tenant):  # type: ignore[no-untyped-def]

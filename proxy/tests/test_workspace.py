@@ -1,9 +1,6 @@
 """Projects and cost centers: services (rules, audit, config generation) and their pages."""
 
-from collections.abc import Iterator
-
 import pytest
-from django.db import connection
 from django.urls import reverse
 
 from accounts.models import Role
@@ -22,13 +19,6 @@ from proxy.services import (
 )
 from tokenscope.lib.errors import Conflict, DomainError, PermissionDenied
 from tokenscope.lib.redis import get_redis
-
-
-@pytest.fixture(autouse=True)
-def _public_schema_afterwards() -> Iterator[None]:
-    """Requests to tenant hosts leave the connection on the tenant's schema; reset it."""
-    yield
-    connection.set_schema_to_public()  # type: ignore[attr-defined]
 
 
 def _workspace(tenant):  # type: ignore[no-untyped-def]
