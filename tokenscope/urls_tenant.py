@@ -17,5 +17,6 @@ urlpatterns = [
     path("", include("proxy.urls_tenant")),
     path("", include("privacy.urls_tenant")),
     path("billing/", include("billing.urls")),
+    path("", include("audit.urls")),
     path("accounts/", include("allauth.urls")),
 ]

@@ -1,6 +1,17 @@
 """Audit models, one module per concern; every model is re-exported here for Django."""
 
+from audit.models.api_tokens import ApiToken
 from audit.models.events import AuditEvent
+from audit.models.exports import ExportJob
+from audit.models.rollups import InsightSettings, UsageClassRollup, UsageRollup
 from audit.models.usage import UsageRecord
 
-__all__ = ["AuditEvent", "UsageRecord"]
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "ExportJob",
+    "InsightSettings",
+    "UsageClassRollup",
+    "UsageRecord",
+    "UsageRollup",
+]

@@ -23,6 +23,7 @@ from django_tenants.utils import schema_context
 
 from audit.models import UsageRecord
 from audit.rollups import rollup_apply
+from proxy.budgets.enforcer import settle_exchange
 from proxy.gateway.exchange import Exchange
 from proxy.pricing import usage_cost
 from proxy.prompts import prompt_sha256, prompt_text
@@ -182,6 +183,8 @@ def write_batch(exchanges: list[Exchange]) -> None:
             logger.warning(
                 "database refused %d usage records; spooled to %s", len(records), path.name
             )
+        for ex, record in zip(group, records, strict=True):
+            settle_exchange(ex, record.cost_usd)  # budgets: exact cost replaces the reservation
     if any(Path(settings.RECORD_SPOOL_DIR).glob("*.jsonl")):
         try:
             spool_drain()
@@ -258,5 +261,6 @@ def _spool_all(exchanges: list[Exchange]) -> None:
     for ex in exchanges:
         if ex.key is not None:
             by_schema[ex.key.tenant.schema_name].append(build_record(ex))
+            settle_exchange(ex, by_schema[ex.key.tenant.schema_name][-1].cost_usd)
     for schema, records in by_schema.items():
         spool_records(schema, records)

@@ -1,0 +1,104 @@
+"""Hourly rollups of usage records: what every dashboard, report and summary reads.
+
+Two cubes, maintained incrementally by `audit.rollups.rollup_apply` in the transaction that
+writes (or reprices) the records, keyed by the UTC hour the call started in:
+
+- UsageRollup: spend and tokens by model, project, cost center, proxy key, key owner, status.
+- UsageClassRollup: requests and spend by category, sensitivity and relevance decile, with
+  project and cost center (so those filters still apply to classification charts).
+
+Dimension columns are plain ids (no foreign keys) so purges and rebuilds are simple SQL; the
+unique constraints treat NULL as a value (PostgreSQL 15 NULLS NOT DISTINCT) so an upsert finds
+the row of "no project" too.
+"""
+
+from django.db import models
+
+
+class UsageRollup(models.Model):
+    hour = models.DateTimeField()
+    model = models.CharField(max_length=100)
+    project_id = models.BigIntegerField(null=True)
+    cost_center_id = models.BigIntegerField(null=True)
+    proxy_key_id = models.UUIDField(null=True)
+    key_owner_id = models.BigIntegerField(null=True)
+    status_code = models.PositiveSmallIntegerField()
+
+    requests = models.BigIntegerField(default=0)
+    unpriced_requests = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cache_creation_input_tokens = models.BigIntegerField(default=0)
+    cache_creation_5m_input_tokens = models.BigIntegerField(default=0)
+    cache_creation_1h_input_tokens = models.BigIntegerField(default=0)
+    cache_read_input_tokens = models.BigIntegerField(default=0)
+    web_search_requests = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+    cache_read_usd = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+    cache_write_5m_usd = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+    cache_write_1h_usd = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+    latency_ms_sum = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "hour",
+                    "model",
+                    "project_id",
+                    "cost_center_id",
+                    "proxy_key_id",
+                    "key_owner_id",
+                    "status_code",
+                ],
+                name="usage_rollup_dims",
+                nulls_distinct=False,
+            )
+        ]
+        indexes = [models.Index(fields=["hour"], name="usage_rollup_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.model} ×{self.requests}"
+
+
+class UsageClassRollup(models.Model):
+    hour = models.DateTimeField()
+    project_id = models.BigIntegerField(null=True)
+    cost_center_id = models.BigIntegerField(null=True)
+    category = models.CharField(max_length=60)
+    sensitivity = models.CharField(max_length=20)
+    # floor(relevance_score * 10) clamped to 0..9; -1 when the record has no score.
+    relevance_bucket = models.SmallIntegerField()
+
+    requests = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "hour",
+                    "project_id",
+                    "cost_center_id",
+                    "category",
+                    "sensitivity",
+                    "relevance_bucket",
+                ],
+                name="usage_class_rollup_dims",
+                nulls_distinct=False,
+            )
+        ]
+        indexes = [models.Index(fields=["hour"], name="usage_class_rollup_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.category or '-'} ×{self.requests}"
+
+
+class InsightSettings(models.Model):
+    """Per-tenant settings of the insight pages (one row, created on first read)."""
+
+    hide_prompts_from_viewers = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return "Insight settings"
