@@ -250,14 +250,17 @@ ROLLUP_PARAMS = [
 # ---- usage ----------------------------------------------------------------------------------
 
 
-class UsageRecordViewSet(TenantViewSet):
+class UsageRecordListView(TenantAPIView):
+    """Usage records, newest first, in keyset pages (`next` carries the cursor)."""
+
     serializer_class = UsageRecordSerializer
-    lookup_value_regex = "[0-9a-f-]{36}"
 
     @extend_schema(
-        parameters=USAGE_PARAMS + PAGE_PARAMS, responses={200: UsageRecordPageSerializer, **ERRORS}
+        operation_id="usage_list",
+        parameters=USAGE_PARAMS + PAGE_PARAMS,
+        responses={200: UsageRecordPageSerializer, **ERRORS},
     )
-    def list(self, request: Request) -> Response:
+    def get(self, request: Request) -> Response:
         form = UsageFilterForm(request.query_params, tz=self.tz())
         if not form.is_valid():
             raise _form_errors(form)
@@ -272,6 +275,12 @@ class UsageRecordViewSet(TenantViewSet):
         include = selectors.prompt_visible(self.actor)
         results = [usage_dict(usage_record_values(r, include_prompt=include)) for r in rows]
         return Response({"results": results, "next": self.next_url(cursor)})
+
+
+class UsageRecordViewSet(TenantViewSet):
+    serializer_class = UsageRecordSerializer
+    queryset = UsageRecord.objects.all()
+    lookup_value_regex = "[0-9a-f-]{36}"
 
     @extend_schema(responses={200: UsageRecordSerializer, **ERRORS})
     def retrieve(self, request: Request, pk: str) -> Response:
@@ -431,11 +440,14 @@ class ProxyKeyViewSet(_CreateMixin, TenantViewSet):
 # ---- audit and exports ----------------------------------------------------------------------
 
 
-class AuditEventViewSet(TenantViewSet):
+class AuditEventListView(TenantAPIView):
+    """Administrative actions, newest first, in keyset pages (owners and admins)."""
+
     serializer_class = AuditEventSerializer
     read_role = Role.ADMIN
 
     @extend_schema(
+        operation_id="audit_events_list",
         parameters=[
             OpenApiParameter("since", str),
             OpenApiParameter("until", str),
@@ -447,7 +459,7 @@ class AuditEventViewSet(TenantViewSet):
         ],
         responses={200: AuditEventPageSerializer, **ERRORS},
     )
-    def list(self, request: Request) -> Response:
+    def get(self, request: Request) -> Response:
         form = AuditFilterForm(request.query_params, tz=self.tz())
         if not form.is_valid():
             raise _form_errors(form)
@@ -463,6 +475,12 @@ class AuditEventViewSet(TenantViewSet):
         next_cursor = str(rows[-1].pk) if more and rows else None
         return Response({"results": data, "next": self.next_url(next_cursor)})
 
+
+class AuditEventViewSet(TenantViewSet):
+    serializer_class = AuditEventSerializer
+    queryset = AuditEvent.objects.all()
+    read_role = Role.ADMIN
+
     @extend_schema(responses={200: AuditEventSerializer, **ERRORS})
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(AuditEventSerializer(get_object_or_404(AuditEvent, pk=_int(pk))).data)
@@ -476,6 +494,7 @@ def _cursor_int(value: str) -> int:
 
 class ExportViewSet(_CreateMixin, TenantViewSet):
     serializer_class = ExportJobSerializer
+    queryset = ExportJob.objects.all()
     write_roles: ClassVar[dict[str, str]] = {"create": Role.MEMBER}
     lookup_value_regex = "[0-9a-f-]{36}"
 

@@ -213,7 +213,7 @@ def export_path(job: ExportJob) -> Path:
 
 def export_write(job: ExportJob) -> ExportJob:
     """Write a background export's file (runs in the Celery worker, in the tenant's schema)."""
-    from audit.selectors import export_queryset, prompt_visible
+    from audit.selectors import current_tenant, export_queryset, prompt_visible
 
     if job.status == ExportJob.Status.DONE:
         return job
@@ -253,7 +253,7 @@ def export_write(job: ExportJob) -> ExportJob:
     if user is not None:
         from tenants.services import tenant_url
 
-        link = tenant_url(connection.tenant, f"/exports/{job.pk}/download/")  # type: ignore[attr-defined]
+        link = tenant_url(current_tenant(), f"/exports/{job.pk}/download/")
         body = (
             f"Your {job.get_kind_display().lower()} export ({job.row_count} rows) is ready.\n\n"
             f"Download it (you will be asked to sign in): {link}\n\n"

@@ -18,9 +18,19 @@ from audit.forms import AuditFilterForm, UsageFilter, UsageFilterForm
 from audit.models import ApiToken, AuditEvent, ExportJob, InsightSettings, UsageRecord
 from proxy.models import CostCenter, Project, ProxyKey
 from proxy.pricing import BOOK
+from tenants.models import Tenant
 from tokenscope.lib.errors import DomainError
 
 ZERO = Decimal(0)
+
+
+def current_tenant() -> Tenant:
+    """The tenant whose schema the connection uses (a real row, also under schema_context)."""
+    tenant = getattr(connection, "tenant", None)
+    if isinstance(tenant, Tenant):
+        return tenant
+    return Tenant.objects.get(schema_name=connection.schema_name)  # type: ignore[attr-defined]
+
 
 # ---- settings -------------------------------------------------------------------------------
 
@@ -129,7 +139,7 @@ def audit_queryset(data: dict[str, Any]) -> QuerySet[AuditEvent]:
 
 def export_queryset(kind: str, params: dict[str, str]) -> QuerySet[Any]:
     """The rows of an export whose filter was stored as query-string pairs."""
-    tz = connection.tenant.time_zone  # type: ignore[attr-defined]
+    tz = current_tenant().time_zone
     if kind == ExportJob.Kind.USAGE:
         form: Any = UsageFilterForm(params, tz=tz)
         if not form.is_valid():

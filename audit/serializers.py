@@ -108,7 +108,7 @@ class ProxyKeySerializer(serializers.ModelSerializer):
     project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.all())
     cost_center = serializers.PrimaryKeyRelatedField(queryset=CostCenter.objects.all())
     owner: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="email", read_only=True
+        slug_field="email", read_only=True, allow_null=True
     )
     status = serializers.CharField(read_only=True)
 

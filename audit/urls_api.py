@@ -14,7 +14,9 @@ router.register("audit-events", api.AuditEventViewSet, basename="api-audit-event
 router.register("exports", api.ExportViewSet, basename="api-export")
 
 urlpatterns = [
+    path("api/v1/usage/", api.UsageRecordListView.as_view(), name="api-usage-list"),
     path("api/v1/usage/summary/", api.UsageSummaryView.as_view(), name="api-usage-summary"),
+    path("api/v1/audit-events/", api.AuditEventListView.as_view(), name="api-audit-event-list"),
     path("api/v1/schema/", api.SchemaView.as_view(), name="api-schema"),
     path("api/v1/docs/", views.api_docs, name="api_docs"),
     path("api/v1/", include(router.urls)),
