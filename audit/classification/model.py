@@ -94,7 +94,10 @@ class LexicalModel:
     def save(self, path: Path = MODEL_PATH) -> None:
         payload = json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
         # mtime=0 keeps the file byte-for-byte reproducible from the same training data.
-        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out:
+        with (
+            open(path, "wb") as raw,
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as out,
+        ):
             out.write(payload.encode("utf-8"))
 
     @classmethod
