@@ -332,7 +332,9 @@ DETECTORS: tuple[Detector, ...] = (
         RESTRICTED,
         _regex(r"\bsk-ant-(?:api|admin|oat|sid)\d{2}-[A-Za-z0-9_-]{20,}"),
     ),
-    Detector("openai_api_key", RESTRICTED, _regex(r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_-]{40,}")),
+    Detector(
+        "openai_api_key", RESTRICTED, _regex(r"\bsk-(?!ant-)(?:proj-|svcacct-)?[A-Za-z0-9_-]{40,}")
+    ),
     Detector("aws_access_key", RESTRICTED, _regex(r"\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{16}\b")),
     Detector(
         "aws_secret_key",

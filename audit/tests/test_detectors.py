@@ -186,6 +186,12 @@ def test_secret_detectors_ignore_placeholders_and_public_material(text: str) -> 
     assert not fired(text) & secrets
 
 
+def test_an_anthropic_key_is_reported_once_under_its_own_name() -> None:
+    names = detect(f"x-api-key: {ANTHROPIC}")[0]
+    assert names == ("anthropic_api_key",)
+    assert "openai_api_key" in fired("OPENAI_API_KEY=sk-proj-" + "a1B2c3D4e5" * 5)
+
+
 def test_aws_access_key_needs_sixteen_upper_case_characters_after_the_prefix() -> None:
     assert "aws_access_key" not in fired("AKIAxxxxxxxxxxxxxxxx")
     assert "aws_access_key" not in fired("AKIA1234")
