@@ -42,14 +42,7 @@ COST_INT_METRICS = (
 )
 COST_DEC_METRICS = ("cost_usd", "cache_read_usd", "cache_write_5m_usd", "cache_write_1h_usd")
 COST_METRICS = (*COST_INT_METRICS, *COST_DEC_METRICS, "latency_ms_sum")
-CLASS_DIMS = (
-    "hour",
-    "project_id",
-    "cost_center_id",
-    "category",
-    "sensitivity",
-    "relevance_bucket",
-)
+CLASS_DIMS = ("hour", "project_id", "cost_center_id", "dim", "value")
 CLASS_METRICS = ("requests", "cost_usd")
 ZERO = Decimal(0)
 
@@ -58,11 +51,11 @@ def hour_of(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-def relevance_bucket(score: float | None) -> int:
-    """Decile 0..9 of a relevance score in [0, 1]; -1 when unscored."""
+def relevance_bucket(score: float | None) -> str:
+    """Decile "0".."9" of a relevance score in [0, 1]; "none" when unscored."""
     if score is None:
-        return -1
-    return min(9, max(0, int(score * 10)))
+        return "none"
+    return str(min(9, max(0, int(score * 10))))
 
 
 def _dec(breakdown: Any, name: str) -> Decimal:
@@ -142,17 +135,14 @@ def rollup_apply(records: Iterable[UsageRecord], *, sign: int = 1) -> int:
         )
         for i, value in enumerate(values):
             row[i] += value
-        ckey = (
-            hour,
-            r.project_id,
-            r.cost_center_id,
-            r.category or "",
-            r.sensitivity or "",
-            relevance_bucket(r.relevance_score),
-        )
-        crow = klass.setdefault(ckey, [0, ZERO])
-        crow[0] += 1
-        crow[1] += Decimal(r.cost_usd)
+        for dim, value in (
+            ("category", r.category or ""),
+            ("sensitivity", r.sensitivity or ""),
+            ("relevance", relevance_bucket(r.relevance_score)),
+        ):
+            crow = klass.setdefault((hour, r.project_id, r.cost_center_id, dim, value), [0, ZERO])
+            crow[0] += 1
+            crow[1] += Decimal(r.cost_usd)
     if not count:
         return 0
     cost_rows = [(*k, *(v * sign for v in vals)) for k, vals in sorted(cost.items(), key=_sort_key)]
@@ -183,14 +173,17 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7
 """  # noqa: S608 - constant SQL
 REBUILD_CLASS_SQL = f"""
 INSERT INTO audit_usageclassrollup ({", ".join((*CLASS_DIMS, *CLASS_METRICS))})
-SELECT date_trunc('hour', u.created_at, 'UTC'), u.project_id, u.cost_center_id, u.category,
-       u.sensitivity,
-       CASE WHEN u.relevance_score IS NULL THEN -1
-            ELSE least(9, greatest(0, floor(u.relevance_score * 10)))::smallint END,
+SELECT date_trunc('hour', u.created_at, 'UTC'), u.project_id, u.cost_center_id, d.dim, d.value,
        count(*), sum(u.cost_usd)
 FROM audit_usagerecord u
+CROSS JOIN LATERAL (VALUES
+    ('category', u.category),
+    ('sensitivity', u.sensitivity),
+    ('relevance', CASE WHEN u.relevance_score IS NULL THEN 'none'
+         ELSE least(9, greatest(0, floor(u.relevance_score * 10)))::int::text END)
+) AS d(dim, value)
 WHERE u.created_at >= %s AND u.created_at < %s
-GROUP BY 1, 2, 3, 4, 5, 6
+GROUP BY 1, 2, 3, 4, 5
 """  # noqa: S608 - constant SQL
 
 

@@ -221,9 +221,6 @@ class RollupScope:
             if self.proxy_key is not None:
                 clauses.append("proxy_key_id = %s")
                 params.append(self.proxy_key)
-        elif self.category:
-            clauses.append("category = %s")
-            params.append(self.category)
         return " AND ".join(clauses), params
 
     def buckets(self) -> list[date]:
@@ -457,31 +454,30 @@ def dashboard(scope: RollupScope) -> dict[str, Any]:
 def classification(scope: RollupScope) -> dict[str, Any]:
     where, params = scope.where(cost_cube=False)
     sql = f"""
-        SELECT GROUPING(category, sensitivity, relevance_bucket), category, sensitivity,
-               relevance_bucket, sum(requests), sum(cost_usd)
+        SELECT dim, value, sum(requests), sum(cost_usd)
         FROM audit_usageclassrollup WHERE {where}
-        GROUP BY GROUPING SETS ((category), (sensitivity), (relevance_bucket))
+        GROUP BY dim, value
     """  # noqa: S608 - constant fragments
     by_category, by_sensitivity = [], []
-    relevance = {b: {"requests": 0, "cost_usd": ZERO} for b in range(-1, 10)}
-    for mask, category, sensitivity, bucket, requests, cost in _fetch(sql, params):
+    relevance = {str(b): {"requests": 0, "cost_usd": ZERO} for b in range(10)}
+    relevance["none"] = {"requests": 0, "cost_usd": ZERO}
+    for dim, value, requests, cost in _fetch(sql, params):
         entry = {"requests": int(requests or 0), "cost_usd": cost or ZERO}
-        if mask == 0b011:
-            by_category.append({"key": category, "label": category or "(unclassified)"} | entry)
-        elif mask == 0b101:
-            by_sensitivity.append({"key": sensitivity, "label": sensitivity or "(none)"} | entry)
-        else:
-            relevance[int(bucket)] = entry
+        if dim == "category":
+            by_category.append({"key": value, "label": value or "(unclassified)"} | entry)
+        elif dim == "sensitivity":
+            by_sensitivity.append({"key": value, "label": value or "(none)"} | entry)
+        elif value in relevance:
+            relevance[value] = entry
     by_category.sort(key=lambda r: -r["requests"])
     by_sensitivity.sort(key=lambda r: -r["requests"])
+    deciles = [("none", "unscored")] + [
+        (str(b), f"{b / 10:.1f}–{(b + 1) / 10:.1f}") for b in range(10)
+    ]
     return {
         "by_category": by_category,
         "by_sensitivity": by_sensitivity,
-        "relevance": [
-            {"key": b, "label": "unscored" if b < 0 else f"{b / 10:.1f}–{(b + 1) / 10:.1f}"}
-            | relevance[b]
-            for b in range(-1, 10)
-        ],
+        "relevance": [{"key": key, "label": label} | relevance[key] for key, label in deciles],
         "classification_ignores": [
             name for name, value in (("model", scope.model), ("key", scope.proxy_key)) if value
         ],
@@ -508,12 +504,19 @@ def usage_summary(scope: RollupScope, group_by: list[str]) -> list[dict[str, Any
     if len(grains) > 1:
         raise DomainError("Group by at most one of day, week and month.", field="group_by")
     dims = list(dict.fromkeys(g for g in group_by if g in SUMMARY_DIMS))
-    class_cube = bool(scope.category) or any(d in ("category", "sensitivity") for d in dims)
+    class_dims = [d for d in dims if d in ("category", "sensitivity")]
+    class_cube = bool(class_dims) or bool(scope.category)
     if class_cube and (
         any(d in ("model", "key") for d in dims) or scope.model or scope.proxy_key is not None
     ):
         raise DomainError(
             "Category and sensitivity cannot be combined with model or key.", field="group_by"
+        )
+    if len(class_dims) > 1 or (scope.category and class_dims != ["category"]):
+        raise DomainError(
+            "Group by one of category and sensitivity; the category filter needs "
+            "group_by=category.",
+            field="group_by",
         )
     select: list[str] = []
     params: list[Any] = []
@@ -525,10 +528,15 @@ def usage_summary(scope: RollupScope, group_by: list[str]) -> list[dict[str, Any
         params += bucket_params
         names.append(grains[0])
     for d in dims:
-        select.append(SUMMARY_DIMS[d])
+        select.append("value" if d in ("category", "sensitivity") else SUMMARY_DIMS[d])
         names.append(d)
     where, where_params = scope.where(cost_cube=not class_cube)
     if class_cube:
+        where += " AND dim = %s"
+        where_params.append(class_dims[0])
+        if scope.category:
+            where += " AND value = %s"
+            where_params.append(scope.category)
         metrics = "sum(requests), sum(cost_usd)"
         table = "audit_usageclassrollup"
     else:

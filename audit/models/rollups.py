@@ -4,8 +4,8 @@ Two cubes, maintained incrementally by `audit.rollups.rollup_apply` in the trans
 writes (or reprices) the records, keyed by the UTC hour the call started in:
 
 - UsageRollup: spend and tokens by model, project, cost center, proxy key, key owner, status.
-- UsageClassRollup: requests and spend by category, sensitivity and relevance decile, with
-  project and cost center (so those filters still apply to classification charts).
+- UsageClassRollup: requests and spend by category, sensitivity or relevance decile (one dim
+  per row), with project and cost center (so those filters still apply to these charts).
 
 Dimension columns are plain ids (no foreign keys) so purges and rebuilds are simple SQL; the
 unique constraints treat NULL as a value (PostgreSQL 15 NULLS NOT DISTINCT) so an upsert finds
@@ -62,13 +62,18 @@ class UsageRollup(models.Model):
 
 
 class UsageClassRollup(models.Model):
+    """Requests and spend per hour by one classification dimension at a time.
+
+    `dim` is "category", "sensitivity" or "relevance" (value: the decile 0..9, or "none" when
+    unscored); every record adds one row per dim. Keeping the dims apart keeps this cube small
+    (hours × projects × about 20 values) where their product would be as large as the records.
+    """
+
     hour = models.DateTimeField()
     project_id = models.BigIntegerField(null=True)
     cost_center_id = models.BigIntegerField(null=True)
-    category = models.CharField(max_length=60)
-    sensitivity = models.CharField(max_length=20)
-    # floor(relevance_score * 10) clamped to 0..9; -1 when the record has no score.
-    relevance_bucket = models.SmallIntegerField()
+    dim = models.CharField(max_length=12)
+    value = models.CharField(max_length=60)
 
     requests = models.BigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=30, decimal_places=12, default=0)
@@ -76,14 +81,7 @@ class UsageClassRollup(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=[
-                    "hour",
-                    "project_id",
-                    "cost_center_id",
-                    "category",
-                    "sensitivity",
-                    "relevance_bucket",
-                ],
+                fields=["hour", "project_id", "cost_center_id", "dim", "value"],
                 name="usage_class_rollup_dims",
                 nulls_distinct=False,
             )
@@ -91,7 +89,7 @@ class UsageClassRollup(models.Model):
         indexes = [models.Index(fields=["hour"], name="usage_class_rollup_hour")]
 
     def __str__(self) -> str:
-        return f"{self.hour:%Y-%m-%d %H}h {self.category or '-'} ×{self.requests}"
+        return f"{self.hour:%Y-%m-%d %H}h {self.dim}={self.value} ×{self.requests}"
 
 
 class InsightSettings(models.Model):

@@ -207,6 +207,10 @@ def test_usage_summary_groups_from_rollups(tenant_a, usage):
         assert sum(r["requests"] for r in response.json()["results"]) == 3
     assert client.get("/api/v1/usage/summary/", {"group_by": "day,week"}).status_code == 400
     assert client.get("/api/v1/usage/summary/", {"group_by": "model,category"}).status_code == 400
+    both = {"group_by": "category,sensitivity"}
+    assert client.get("/api/v1/usage/summary/", both).status_code == 400
+    coding = client.get("/api/v1/usage/summary/", {"group_by": "category", "category": "coding"})
+    assert [r["category"] for r in coding.json()["results"]] == ["coding"]
     assert client.get("/api/v1/usage/summary/", {"group_by": "colour"}).status_code == 400
     filtered = client.get(
         "/api/v1/usage/summary/", {"project": usage["project"].pk, "model": "claude-haiku-4-5"}

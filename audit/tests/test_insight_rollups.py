@@ -45,9 +45,8 @@ def _class_snapshot() -> list[tuple]:
         for row in UsageClassRollup.objects.filter(requests__gt=0).values_list(
             "hour",
             "project_id",
-            "category",
-            "sensitivity",
-            "relevance_bucket",
+            "dim",
+            "value",
             "requests",
             "cost_usd",
         )
