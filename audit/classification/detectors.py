@@ -27,9 +27,12 @@ class Detector:
     find: Callable[[str], bool]
 
 
-def _regex(pattern: str, flags: int = 0) -> Callable[[str], bool]:
-    compiled = re.compile(pattern, flags)
-    return lambda text: compiled.search(text) is not None
+def _regex(pattern: str, *needles: str) -> Callable[[str], bool]:
+    """A pattern, run only when the text contains one of `needles` (exact, cheap substrings)."""
+    compiled = re.compile(pattern)
+    if not needles:
+        return lambda text: compiled.search(text) is not None
+    return lambda text: any(n in text for n in needles) and compiled.search(text) is not None
 
 
 def _regex_checked(
@@ -174,6 +177,8 @@ def _b64url_json(segment: str) -> dict | None:
 
 
 def has_jwt(text: str) -> bool:
+    if "eyJ" not in text:
+        return False
     for match in _JWT.finditer(text):
         header_segment, payload_segment, _signature = match.group(0).split(".", 2)
         header = _b64url_json(header_segment)
@@ -193,6 +198,8 @@ _URL_CREDENTIALS = re.compile(
 
 def has_url_credentials(text: str) -> bool:
     """A connection string or URL carrying a real-looking password (not a placeholder)."""
+    if "://" not in text:
+        return False
     for match in _URL_CREDENTIALS.finditer(text):
         if not _PLACEHOLDER_PASSWORD.match(match.group(1)):
             return True
@@ -247,28 +254,53 @@ _STREET_WORDS = (
     r"street|st\.|avenue|ave\.?|road|rd\.|boulevard|blvd\.?|lane|ln\.|drive|dr\.|court|ct\.|"
     r"way|place|pl\.|terrace|square|parkway"
 )
-_POSTAL_ADDRESS = re.compile(
-    r"(?:"
+# Each pattern is gated by words it cannot match without (checked on the lower-cased text
+# first, which is much cheaper than running the expression over a long prompt).
+_POSTAL_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
     # 1600 Amphitheatre Parkway / 221B Baker Street / 42 Elm St.
-    rf"\b\d{{1,5}}[A-Za-z]?\s+(?:[A-Z][\w'-]+\s+){{1,3}}(?:{_STREET_WORDS})(?=[\s,.;]|$)"
+    (
+        tuple(word.rstrip("\\.?") for word in _STREET_WORDS.split("|")),
+        re.compile(
+            rf"\b\d{{1,5}}[A-Za-z]?\s+(?:[A-Z][\w'-]+\s+){{1,3}}(?:{_STREET_WORDS})(?=[\s,.;]|$)"
+        ),
+    ),
     # Hauptstraße 12 / Lindenallee 4a / Am Markt 3 (German), followed by a postcode or city
-    r"|\b[A-ZÄÖÜ][\wäöüß-]*(?:straße|strasse|str\.|weg|allee|gasse|platz|ring|damm)\s+\d{1,4}[a-z]?"
-    r"\b(?=\s*,?\s*(?:\d{4,5}\s+[A-ZÄÖÜ]|[A-ZÄÖÜ]))"
+    (
+        ("straße", "strasse", "str.", "weg", "allee", "gasse", "platz", "ring", "damm"),
+        re.compile(
+            r"\b[A-ZÄÖÜ][\wäöüß-]*(?:straße|strasse|str\.|weg|allee|gasse|platz|ring|damm)"
+            r"\s+\d{1,4}[a-z]?\b(?=\s*,?\s*(?:\d{4,5}\s+[A-ZÄÖÜ]|[A-ZÄÖÜ]))"
+        ),
+    ),
     # 12 rue de la Paix / 5 avenue Victor Hugo / 3 boulevard Haussmann (French)
-    r"|\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?:rue|avenue|boulevard|bd|place|allée|chemin|impasse|quai)"
-    r"\s+(?:d[eu']\s?|de la |des )?[A-ZÉ][\w'-]+"
+    (
+        ("rue", "avenue", "boulevard", "bd", "place", "allée", "chemin", "impasse", "quai"),
+        re.compile(
+            r"\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+"
+            r"(?:rue|avenue|boulevard|bd|place|allée|chemin|impasse|quai)"
+            r"\s+(?:d[eu']\s?|de la |des )?[A-ZÉ][\w'-]+"
+        ),
+    ),
     # Calle Mayor 3 / Avenida de la Constitución 21 / Paseo de Gracia 43 (Spanish)
-    r"|\b(?i:calle|c/|avenida|avda\.|paseo|plaza)\s+(?:de\s+(?:la\s+|los\s+)?)?[A-ZÁÉÍÓÚ][\wáéíóúñ]+"
-    r"(?:\s+[A-ZÁÉÍÓÚ][\wáéíóúñ]+)?,?\s+(?:n\.?º\s*)?\d{1,4}\b"
+    (
+        ("calle", "c/", "avenida", "avda.", "paseo", "plaza"),
+        re.compile(
+            r"\b(?i:calle|c/|avenida|avda\.|paseo|plaza)\s+(?:de\s+(?:la\s+|los\s+)?)?"
+            r"[A-ZÁÉÍÓÚ][\wáéíóúñ]+(?:\s+[A-ZÁÉÍÓÚ][\wáéíóúñ]+)?,?\s+(?:n\.?º\s*)?\d{1,4}\b"
+        ),
+    ),
     # 〒100-0001 (Japanese postal code mark)
-    r"|〒\s?\d{3}-\d{4}"
-    r")"
+    (("〒",), re.compile(r"〒\s?\d{3}-\d{4}")),
 )
 _US_CITY_STATE_ZIP = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)?, [A-Z]{2} \d{5}(?:-\d{4})?\b")
 
 
 def has_postal_address(text: str) -> bool:
-    return bool(_POSTAL_ADDRESS.search(text) or _US_CITY_STATE_ZIP.search(text))
+    lowered = text.lower()
+    for stems, pattern in _POSTAL_PATTERNS:
+        if any(stem in lowered for stem in stems) and pattern.search(text):
+            return True
+    return _US_CITY_STATE_ZIP.search(text) is not None
 
 
 _PERSON_NAME = re.compile(
@@ -299,10 +331,26 @@ _HEALTH = re.compile(
 _ICD10 = re.compile(r"\b(?:ICD-?10(?:-CM)?:?\s*)[A-TV-Z]\d{2}(?:\.\d{1,4})?\b")
 
 
+_HEALTH_STEMS = (
+    "diagnos", "diagnó", "prescri", "medical", "patient", "blood", "hba1c", "therapy", "oncolog",
+    "hiv", "hepatitis", "diabet", "epilep", "schizophreni", "bipolar", "depress", "sick",
+    "disability", "allerg", "pregnan", "miscarriage", "icd", "surgery", "biopsy", "mri",
+    "krankschreibung", "arbeitsunfähig", "befund", "krankheit", "rezept", "ordonnance",
+    "maladie", "receta", "baja médica", "enfermedad", "診断", "病歴", "処方", "持病", "通院",
+)  # fmt: skip
+
+
 def has_health_data(text: str) -> bool:
+    lowered = text.lower()
+    if not any(stem in lowered for stem in _HEALTH_STEMS):
+        return False
     return bool(_HEALTH.search(text) or _ICD10.search(text))
 
 
+_DATE_OF_BIRTH_STEMS = (
+    "birth", "dob", "d.ob", "do.b", "d.o", "born", "geburt", "geb.", "naissance", "nacimiento",
+    "生年月日",
+)  # fmt: skip
 _DATE_OF_BIRTH = re.compile(
     r"(?i)\b(?:date of birth|d\.?o\.?b\.?|born on|geburtsdatum|geb\.|date de naissance|"
     r"fecha de nacimiento)\s*[:=]?\s*\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|生年月日"
@@ -310,12 +358,20 @@ _DATE_OF_BIRTH = re.compile(
 
 # ---------------------------------------------------------------- internal markers
 
+_INTERNAL_MARKER_STEMS = (
+    "intern", "company", "confiden", "do not", "not for", "proprietary", "nda", "embargoed",
+    "vertraulich", "社外秘", "社内限定", "機密",
+)  # fmt: skip
 _INTERNAL_MARKER = re.compile(
     r"(?i)\b(?:internal(?: use)? only|for internal use|company[- ]internal|confidential|"
     r"do not (?:share|distribute|forward)|not for (?:distribution|external)|proprietary|"
     r"under NDA|embargoed|intern(?:e|es)? (?:Nutzung|Verwendung)|nur für den internen|"
     r"vertraulich|usage interne|confidentiel|uso interno|confidencial)\b|社外秘|社内限定|機密"
 )
+_INTERNAL_HOST_STEMS = (
+    ".intern", ".intra", ".corp", ".lan", ".local", "intranet.", "jira.", "confluence.",
+    "gitlab.", "grafana.", "kibana.",
+)  # fmt: skip
 _INTERNAL_HOST = re.compile(
     r"(?i)\b(?:[a-z0-9-]+\.)+(?:internal|intranet|corp|lan|local|localdomain|intra)\b"
     r"|\b(?:intranet|jira|confluence|gitlab|grafana|kibana)\.[a-z0-9-]+\.[a-z]{2,}\b"
@@ -325,17 +381,33 @@ _PRIVATE_IP = re.compile(
 )
 
 
+def _gated(stems: tuple[str, ...], pattern: re.Pattern[str]) -> Callable[[str], bool]:
+    """Run `pattern` only when the lower-cased text contains one of the words it needs."""
+
+    def find(text: str) -> bool:
+        lowered = text.lower()
+        return any(stem in lowered for stem in stems) and pattern.search(text) is not None
+
+    return find
+
+
 DETECTORS: tuple[Detector, ...] = (
     # restricted: secrets and credentials
     Detector(
         "anthropic_api_key",
         RESTRICTED,
-        _regex(r"\bsk-ant-(?:api|admin|oat|sid)\d{2}-[A-Za-z0-9_-]{20,}"),
+        _regex(r"\bsk-ant-(?:api|admin|oat|sid)\d{2}-[A-Za-z0-9_-]{20,}", "sk-ant-"),
     ),
     Detector(
-        "openai_api_key", RESTRICTED, _regex(r"\bsk-(?!ant-)(?:proj-|svcacct-)?[A-Za-z0-9_-]{40,}")
+        "openai_api_key",
+        RESTRICTED,
+        _regex(r"\bsk-(?!ant-)(?:proj-|svcacct-)?[A-Za-z0-9_-]{40,}", "sk-"),
     ),
-    Detector("aws_access_key", RESTRICTED, _regex(r"\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{16}\b")),
+    Detector(
+        "aws_access_key",
+        RESTRICTED,
+        _regex(r"\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{16}\b", "AKIA", "ASIA", "AIDA", "AROA"),
+    ),
     Detector(
         "aws_secret_key",
         RESTRICTED,
@@ -347,21 +419,33 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(
         "github_token",
         RESTRICTED,
-        _regex(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})\b"),
+        _regex(
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})\b",
+            "gh",
+            "github_pat_",
+        ),
     ),
-    Detector("slack_token", RESTRICTED, _regex(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    Detector("slack_token", RESTRICTED, _regex(r"\bxox[abposr]-[A-Za-z0-9-]{10,}", "xox")),
     Detector(
         "slack_webhook",
         RESTRICTED,
-        _regex(r"hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{16,}"),
+        _regex(
+            r"hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{16,}",
+            "hooks.slack.com",
+        ),
     ),
-    Detector("stripe_secret_key", RESTRICTED, _regex(r"\b(?:sk|rk)_live_[A-Za-z0-9]{16,}")),
-    Detector("google_api_key", RESTRICTED, _regex(r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])")),
+    Detector(
+        "stripe_secret_key", RESTRICTED, _regex(r"\b(?:sk|rk)_live_[A-Za-z0-9]{16,}", "_live_")
+    ),
+    Detector(
+        "google_api_key", RESTRICTED, _regex(r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])", "AIza")
+    ),
     Detector(
         "private_key",
         RESTRICTED,
         _regex(
-            r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----"
+            r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----",
+            "PRIVATE KEY",
         ),
     ),
     Detector("jwt", RESTRICTED, has_jwt),
@@ -375,10 +459,10 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("postal_address", CONFIDENTIAL, has_postal_address),
     Detector("person_with_contact", CONFIDENTIAL, has_person_with_contact),
     Detector("health_data", CONFIDENTIAL, has_health_data),
-    Detector("date_of_birth", CONFIDENTIAL, lambda text: bool(_DATE_OF_BIRTH.search(text))),
+    Detector("date_of_birth", CONFIDENTIAL, _gated(_DATE_OF_BIRTH_STEMS, _DATE_OF_BIRTH)),
     # internal: company-internal markers
-    Detector("internal_marker", INTERNAL, lambda text: bool(_INTERNAL_MARKER.search(text))),
-    Detector("internal_hostname", INTERNAL, lambda text: bool(_INTERNAL_HOST.search(text))),
+    Detector("internal_marker", INTERNAL, _gated(_INTERNAL_MARKER_STEMS, _INTERNAL_MARKER)),
+    Detector("internal_hostname", INTERNAL, _gated(_INTERNAL_HOST_STEMS, _INTERNAL_HOST)),
     Detector("private_ip_address", INTERNAL, lambda text: bool(_PRIVATE_IP.search(text))),
 )
 
