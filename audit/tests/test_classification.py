@@ -18,9 +18,10 @@ from audit.classification import (
     classify,
     prompt_text_for_classification,
 )
-from audit.classification.evaluation import roc_auc
+from audit.classification.evaluation import evaluate, read_jsonl, roc_auc
 from audit.classification.model import MODEL_PATH, LexicalModel
 from audit.classification.taxonomy import DEFAULT_KEYS
+from audit.classification.train import DATA_PATH, _examples, fit, load
 
 BACKEND_PURPOSE = (
     "Backend engineering for our payments platform: Python/Django services, SQL and CI."
@@ -276,3 +277,24 @@ def test_classify_eval_text_report_lists_categories_and_matrix(tmp_path: Path) -
     assert "prompts: 1" in report
     assert "confusion matrix" in report
     assert "relevance ROC-AUC: n/a" in report
+
+
+def test_held_out_split_meets_the_targets() -> None:
+    """The committed model on the held-out split (never used for training or tuning)."""
+    rows = read_jsonl(DATA_PATH, "heldout")
+    assert len(rows) >= 0.3 * len(read_jsonl(DATA_PATH))
+    result = evaluate(rows)
+    assert result["category_accuracy"] >= 0.85
+    assert result["restricted_recall"] >= 0.98
+    assert result["restricted_precision"] >= 0.90
+    assert result["relevance_auc"] >= 0.9
+
+
+def test_training_is_deterministic_and_reads_only_the_train_split() -> None:
+    rows = load(DATA_PATH)
+    assert rows
+    assert all(row["split"] == "train" for row in rows)
+    sample = rows[:40]
+    first = fit(_examples(sample), epochs=3).to_json()
+    second = fit(_examples(sample), epochs=3).to_json()
+    assert first == second
