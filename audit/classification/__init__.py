@@ -65,7 +65,7 @@ def _centroids(model_id: int, taxonomy: Taxonomy) -> dict[str, SparseVector]:
     centroids: dict[str, SparseVector] = {}
     for category in taxonomy.enabled():
         texts = [category.description, *category.examples]
-        vectors = [model.vectorize(text) for text in texts if text.strip()]
+        vectors = [model.vectorize_open(text) for text in texts if text.strip()]
         combined: dict[str, float] = {}
         for vector in vectors:
             for feature, value in vector.items():
@@ -83,10 +83,9 @@ _MODEL_REGISTRY: dict[int, LexicalModel] = {}
 
 
 def category_distribution(
-    model: LexicalModel, vector: SparseVector, taxonomy: Taxonomy
+    model: LexicalModel, text: str, probs: dict[str, float], taxonomy: Taxonomy
 ) -> dict[str, float]:
-    """Probability of each enabled category of the taxonomy for a prompt vector."""
-    probs = model.probabilities(vector)
+    """Probability of each enabled category of the taxonomy, given the model's probabilities."""
     enabled = taxonomy.enabled()
     if not enabled:
         return {}
@@ -94,6 +93,7 @@ def category_distribution(
         return probs
     _MODEL_REGISTRY.setdefault(id(model), model)
     centroids = _centroids(id(model), taxonomy)
+    vector = model.vectorize_open(text)
     sims = {key: cosine(vector, centroid) for key, centroid in centroids.items()}
     top = max(sims.values())
     exps = {key: math.exp((sim - top) / SIMILARITY_TEMPERATURE) for key, sim in sims.items()}
@@ -118,12 +118,13 @@ def classify(
     model = default_model()
     detectors, sensitivity = detect(text)
     vector = model.vectorize(text)
-    distribution = category_distribution(model, vector, taxonomy or DEFAULT_TAXONOMY)
+    probs = model.probabilities(vector)
+    distribution = category_distribution(model, text, probs, taxonomy or DEFAULT_TAXONOMY)
     if distribution:
         category, confidence = max(distribution.items(), key=lambda item: item[1])
     else:
         category, confidence = "", 0.0
-    relevance = relevance_score(model, vector, model.probabilities(vector), project_purpose)
+    relevance = relevance_score(model, vector, probs, project_purpose)
     return Classification(
         category=category,
         category_confidence=round(confidence, 4),

@@ -102,13 +102,16 @@ def raw_features(text: str) -> Counter[str]:
     return counts
 
 
-def tfidf(counts: Counter[str], idf: dict[str, float]) -> SparseVector:
-    """Sublinear TF times IDF over known features, L2-normalised."""
+def tfidf(
+    counts: Counter[str], idf: dict[str, float], unknown: float | None = None
+) -> SparseVector:
+    """Sublinear TF times IDF, L2-normalised. Features missing from `idf` are dropped, or
+    weighted `unknown` when given (for similarity to a tenant's own words)."""
     return normalize(
         {
             feature: (1.0 + math.log(count)) * weight
             for feature, count in counts.items()
-            if (weight := idf.get(feature)) is not None
+            if (weight := idf.get(feature, unknown)) is not None
         }
     )
 

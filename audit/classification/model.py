@@ -8,7 +8,7 @@ import gzip
 import json
 import math
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,14 @@ class LexicalModel:
 
     def vectorize(self, text: str) -> SparseVector:
         return tfidf(raw_features(text), self.idf)
+
+    def vectorize_open(self, text: str) -> SparseVector:
+        """Like vectorize, but words the training set never saw count too (as rare words)."""
+        return tfidf(raw_features(text), self.idf, unknown=self.max_idf)
+
+    @cached_property
+    def max_idf(self) -> float:
+        return max(self.idf.values(), default=1.0)
 
     def scores(self, vector: SparseVector) -> list[float]:
         totals = list(self.bias)

@@ -117,6 +117,21 @@ def test_a_tenant_category_with_description_and_examples_is_classified() -> None
     assert other.category == "software_development"
 
 
+def test_a_tenant_category_in_words_the_model_never_saw_is_classified() -> None:
+    aquaculture = Category(
+        key="aquaculture",
+        label="Fish farming",
+        description="Salmon farming operations: sea lice, feed conversion, smolt, net pens",
+        examples=(
+            "What is a good feed conversion ratio for Atlantic salmon smolt in net pens?",
+            "How do we reduce sea lice counts in our salmon pens without more treatments?",
+        ),
+    )
+    taxonomy = DEFAULT_TAXONOMY.with_category(aquaculture)
+    result = classify("Sea lice counts in pen 4 are rising again, any ideas?", taxonomy=taxonomy)
+    assert result.category == "aquaculture"
+
+
 def test_an_empty_taxonomy_yields_no_category() -> None:
     result = classify("anything", taxonomy=Taxonomy(()))
     assert result.category == ""
