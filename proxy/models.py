@@ -191,3 +191,4 @@ def proxy_key_tenant_short_id(key: str) -> str | None:
 
 
 from proxy.batch_models import ProxyBatch  # noqa: E402,F401  (one module per concern)
+from proxy.budget_models import Budget, BudgetAlert, Notification, SpendSettings  # noqa: E402,F401

@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django_tenants.utils import schema_context
 
+from proxy.budgets.enforcer import BudgetEnforcer
 from proxy.gateway.errors import (
     ProxyError,
     authentication_failed,
@@ -164,6 +165,7 @@ class Gateway:
         self.redis = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0)
         self.keys = KeyResolver(self.redis)
         self.writer = RecordWriter()
+        self.budgets = BudgetEnforcer()
         self._client: Any = None
 
     @property
@@ -176,6 +178,7 @@ class Gateway:
         await self.writer.close()
         if self._client is not None:
             await self._client.aclose()
+        await self.budgets.close()
         await self.redis.aclose()
 
     async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -291,6 +294,8 @@ class Gateway:
             )
             if not owned:
                 raise not_found(f"message batch: {route.batch_id}")
+        # Budgets, plan allowance and rate limits: reserve the worst case or refuse (last check).
+        await self.budgets.reserve(ex, key)
 
     def _upstream_headers(
         self, headers: list[tuple[str, str]], key: ResolvedKey, bearer: bool

@@ -42,6 +42,7 @@ class Exchange:
     first_byte_sent: float | None = None
     finished: float | None = None
     overhead_ms: float = 0.0
+    reservation: Any = None  # proxy.budgets.enforcer.Reservation, settled by the writer
 
     def elapsed_ms(self, since: float, until: float | None = None) -> float:
         return round(((until or time.perf_counter()) - since) * 1000, 3)
