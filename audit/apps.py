@@ -10,4 +10,7 @@ class AuditConfig(AppConfig):
         # Rollups age out with the records they summarise; exports after 7 days.
         register_retention("audit.UsageRollup", "hour")
         register_retention("audit.UsageClassRollup", "hour")
+        register_retention("audit.UsageDailyRollup", "day")
+        register_retention("audit.UsageClassDailyRollup", "day")
+        register_retention("audit.UsageCacheWaste", "hour")
         register_expiry("audit.ExportJob", "expires_at")

@@ -11,14 +11,23 @@ A writer holds a shared advisory lock on the schema's rollups for its transactio
 an exclusive one, so a rebuild never misses or double-counts a concurrent batch.
 """
 
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 
-from audit.models import UsageClassRollup, UsageRecord, UsageRollup
+from audit.models import (
+    UsageCacheWaste,
+    UsageClassDailyRollup,
+    UsageClassRollup,
+    UsageDailyRollup,
+    UsageRecord,
+    UsageRollup,
+)
 
 COST_DIMS = (
     "hour",
@@ -44,6 +53,8 @@ COST_DEC_METRICS = ("cost_usd", "cache_read_usd", "cache_write_5m_usd", "cache_w
 COST_METRICS = (*COST_INT_METRICS, *COST_DEC_METRICS, "latency_ms_sum")
 CLASS_DIMS = ("hour", "project_id", "cost_center_id", "dim", "value")
 CLASS_METRICS = ("requests", "cost_usd")
+DAILY_DIMS = ("day", "tz", *COST_DIMS[1:])
+CLASS_DAILY_DIMS = ("day", "tz", *CLASS_DIMS[1:])
 ZERO = Decimal(0)
 
 
@@ -151,9 +162,101 @@ def rollup_apply(records: Iterable[UsageRecord], *, sign: int = 1) -> int:
     ]
     with transaction.atomic():
         _lock(exclusive=False)
+        tz = tenant_time_zone()
         _upsert(UsageRollup, COST_DIMS, COST_METRICS, cost_rows)
         _upsert(UsageClassRollup, CLASS_DIMS, CLASS_METRICS, class_rows)
+        _upsert(UsageDailyRollup, DAILY_DIMS, COST_METRICS, _daily(cost_rows, tz))
+        _upsert(UsageClassDailyRollup, CLASS_DAILY_DIMS, CLASS_METRICS, _daily(class_rows, tz))
+        groups = {(k[4], k[1], k[0]) for k in cost}
+        groups |= {(key, model, hour - timedelta(hours=1)) for key, model, hour in groups}
+        _waste_refresh(sorted(groups, key=lambda g: (str(g[0]), g[1], g[2])))
     return count
+
+
+def _daily(rows: list[tuple[Any, ...]], tz: str) -> list[tuple[Any, ...]]:
+    """Hourly rows → rows keyed by the hour's local date in `tz` (summed, sorted)."""
+    zone = ZoneInfo(tz)
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    for row in rows:
+        hour, *rest = row
+        key = (hour.astimezone(zone).date(), tz, *rest[: -_width(rest)])
+        values = rest[-_width(rest) :]
+        acc = out.setdefault(key, [0 * v for v in values])
+        for i, v in enumerate(values):
+            acc[i] += v
+    return [(*k, *v) for k, v in sorted(out.items(), key=_sort_key)]
+
+
+def _width(rest: list[Any]) -> int:
+    # Cost rows carry len(COST_METRICS) sums after 6 dims; class rows 2 after 4 dims.
+    return len(COST_METRICS) if len(rest) == 6 + len(COST_METRICS) else len(CLASS_METRICS)
+
+
+_TENANT_TZ: dict[str, tuple[str, float]] = {}
+
+
+def tenant_time_zone() -> str:
+    """The current schema's tenant time zone (cached in this process for a minute)."""
+    schema = connection.schema_name  # type: ignore[attr-defined]
+    cached = _TENANT_TZ.get(schema)
+    now = time.monotonic()
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    from tenants.models import Tenant
+
+    tz = Tenant.objects.filter(schema_name=schema).values_list("time_zone", flat=True).first()
+    _TENANT_TZ[schema] = (tz or "UTC", now + 60)
+    return tz or "UTC"
+
+
+ZERO_KEY = "00000000-0000-0000-0000-000000000000"
+WASTE_SQL = f"""
+WITH g AS (
+    SELECT * FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[]) AS t(k, m, h)
+), w AS (
+    SELECT coalesce(r.proxy_key_id, '{ZERO_KEY}') AS k, r.model AS m, r.hour AS h,
+           max(r.project_id) AS p, max(r.cost_center_id) AS c,
+           sum(r.cache_creation_5m_input_tokens) AS w5,
+           sum(r.cache_creation_1h_input_tokens) AS w1,
+           sum(r.cache_write_5m_usd) AS u5, sum(r.cache_write_1h_usd) AS u1,
+           sum(r.cache_read_input_tokens) AS rd
+    FROM audit_usagerollup r
+    WHERE (coalesce(r.proxy_key_id, '{ZERO_KEY}'), r.model, r.hour) IN (
+        SELECT k, m, h FROM g UNION SELECT k, m, h + interval '1 hour' FROM g)
+    GROUP BY 1, 2, 3
+), est AS (
+    SELECT a.k, a.m, a.h, a.p, a.c, a.w5, a.w1, a.u5, a.u1,
+           greatest(0, a.w5 - a.rd) AS n5,
+           greatest(0, a.w1 - greatest(0, a.rd - a.w5) - coalesce(n.rd, 0)) AS n1
+    FROM w a LEFT JOIN w n ON n.k = a.k AND n.m = a.m AND n.h = a.h + interval '1 hour'
+    WHERE (a.k, a.m, a.h) IN (SELECT k, m, h FROM g)
+)
+INSERT INTO audit_usagecachewaste (hour, proxy_key_id, model, project_id, cost_center_id,
+    unread_5m_tokens, unread_1h_tokens, unread_5m_usd, unread_1h_usd)
+SELECT h, NULLIF(k, '{ZERO_KEY}'), m, p, c, n5, n1,
+       CASE WHEN w5 > 0 THEN u5 * n5 / w5 ELSE 0 END,
+       CASE WHEN w1 > 0 THEN u1 * n1 / w1 ELSE 0 END
+FROM est WHERE n5 > 0 OR n1 > 0
+"""  # noqa: S608 - constant SQL
+WASTE_DELETE_SQL = f"""
+DELETE FROM audit_usagecachewaste x
+USING unnest(%s::uuid[], %s::text[], %s::timestamptz[]) AS g(k, m, h)
+WHERE coalesce(x.proxy_key_id, '{ZERO_KEY}') = g.k AND x.model = g.m AND x.hour = g.h
+"""  # noqa: S608 - constant SQL
+
+
+def _waste_refresh(groups: list[tuple[Any, str, datetime]]) -> None:
+    """Recompute the unread-cache estimate of these (key, model, hour) groups."""
+    if not groups:
+        return
+    params: list[Any] = [
+        [str(k) if k is not None else ZERO_KEY for k, _, _ in groups],
+        [m for _, m, _ in groups],
+        [h for _, _, h in groups],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(WASTE_DELETE_SQL, params)
+        cursor.execute(WASTE_SQL, params)
 
 
 _DEC = "COALESCE(NULLIF(u.cost_breakdown->>'{0}', '')::numeric, 0)"
@@ -187,10 +290,48 @@ GROUP BY 1, 2, 3, 4, 5
 """  # noqa: S608 - constant SQL
 
 
-def rollup_rebuild(start: datetime, end: datetime) -> int:
-    """Recompute the rollups of every hour touching [start, end) from the raw records.
+REBUILD_DAILY_SQL = f"""
+INSERT INTO audit_usagedailyrollup ({", ".join((*DAILY_DIMS, *COST_METRICS))})
+SELECT (hour AT TIME ZONE %s)::date, %s, {", ".join(COST_DIMS[1:])},
+       {", ".join(f"sum({m})" for m in COST_METRICS)}
+FROM audit_usagerollup WHERE hour >= %s AND hour < %s
+GROUP BY 1, 2, {", ".join(str(i + 3) for i in range(len(COST_DIMS) - 1))}
+"""  # noqa: S608 - constant SQL
+REBUILD_CLASS_DAILY_SQL = f"""
+INSERT INTO audit_usageclassdailyrollup ({", ".join((*CLASS_DAILY_DIMS, *CLASS_METRICS))})
+SELECT (hour AT TIME ZONE %s)::date, %s, {", ".join(CLASS_DIMS[1:])},
+       {", ".join(f"sum({m})" for m in CLASS_METRICS)}
+FROM audit_usageclassrollup WHERE hour >= %s AND hour < %s
+GROUP BY 1, 2, {", ".join(str(i + 3) for i in range(len(CLASS_DIMS) - 1))}
+"""  # noqa: S608 - constant SQL
+WASTE_RANGE_GROUPS_SQL = f"""
+SELECT array_agg(k), array_agg(m), array_agg(h) FROM (
+    SELECT DISTINCT coalesce(proxy_key_id, '{ZERO_KEY}') AS k, model AS m, hour AS h
+    FROM audit_usagerollup
+    WHERE hour >= %s AND hour < %s
+      AND (cache_creation_5m_input_tokens > 0 OR cache_creation_1h_input_tokens > 0)
+) x
+"""  # noqa: S608 - constant SQL
 
-    Returns the number of rollup rows written. Runs in one transaction.
+
+def _daily_rebuild(tz: str, start: datetime, end: datetime) -> None:
+    """Recompute the daily cubes for the local days touching [start, end) from the hourly ones."""
+    zone = ZoneInfo(tz)
+    first = start.astimezone(zone).date()
+    last = (end - timedelta(microseconds=1)).astimezone(zone).date()
+    lo = datetime.combine(first, datetime.min.time(), zone)
+    hi = datetime.combine(last + timedelta(days=1), datetime.min.time(), zone)
+    UsageDailyRollup.objects.filter(day__gte=first, day__lte=last).delete()
+    UsageClassDailyRollup.objects.filter(day__gte=first, day__lte=last).delete()
+    with connection.cursor() as cursor:
+        cursor.execute(REBUILD_DAILY_SQL, [tz, tz, lo, hi])
+        cursor.execute(REBUILD_CLASS_DAILY_SQL, [tz, tz, lo, hi])
+
+
+def rollup_rebuild(start: datetime, end: datetime) -> int:
+    """Recompute every cube for the hours touching [start, end) from the raw records.
+
+    Returns the number of hourly rollup rows written. Runs in one transaction.
     """
     start = hour_of(start)
     end = hour_of(end) + (timedelta(hours=1) if end != hour_of(end) else timedelta(0))
@@ -199,9 +340,36 @@ def rollup_rebuild(start: datetime, end: datetime) -> int:
         _lock(exclusive=True)
         UsageRollup.objects.filter(hour__gte=start, hour__lt=end).delete()
         UsageClassRollup.objects.filter(hour__gte=start, hour__lt=end).delete()
+        UsageCacheWaste.objects.filter(hour__gte=start - timedelta(hours=1), hour__lt=end).delete()
         with connection.cursor() as cursor:
             cursor.execute(REBUILD_COST_SQL, [start, end])
             written += cursor.rowcount
             cursor.execute(REBUILD_CLASS_SQL, [start, end])
-            written += cursor.rowcount
+            cursor.execute(WASTE_RANGE_GROUPS_SQL, [start - timedelta(hours=1), end])
+            keys, models, hours = cursor.fetchone()
+        if keys:
+            _waste_refresh(list(zip(keys, models, hours, strict=True)))
+        _daily_rebuild(tenant_time_zone(), start, end)
     return written
+
+
+def daily_ensure(tz: str) -> bool:
+    """Rebuild the daily cubes when they were built for another time zone (after a change).
+
+    Returns True when a rebuild ran.
+    """
+    stale = (
+        UsageDailyRollup.objects.exclude(tz=tz).exists()
+        or UsageClassDailyRollup.objects.exclude(tz=tz).exists()
+    )
+    if not stale:
+        return False
+    with transaction.atomic():
+        _lock(exclusive=True)
+        UsageDailyRollup.objects.all().delete()
+        UsageClassDailyRollup.objects.all().delete()
+        bounds = UsageRollup.objects.aggregate(lo=models.Min("hour"), hi=models.Max("hour"))
+        if bounds["lo"] is not None:
+            _TENANT_TZ.pop(connection.schema_name, None)  # type: ignore[attr-defined]
+            _daily_rebuild(tz, bounds["lo"], bounds["hi"] + timedelta(hours=1))
+    return True

@@ -4,7 +4,14 @@ from audit.models.api_tokens import ApiToken
 from audit.models.classification import ClassificationSettings, TenantCategory
 from audit.models.events import AuditEvent
 from audit.models.exports import ExportJob
-from audit.models.rollups import InsightSettings, UsageClassRollup, UsageRollup
+from audit.models.rollups import (
+    InsightSettings,
+    UsageCacheWaste,
+    UsageClassDailyRollup,
+    UsageClassRollup,
+    UsageDailyRollup,
+    UsageRollup,
+)
 from audit.models.usage import UsageRecord
 
 __all__ = [
@@ -14,7 +21,10 @@ __all__ = [
     "ExportJob",
     "InsightSettings",
     "TenantCategory",
+    "UsageCacheWaste",
+    "UsageClassDailyRollup",
     "UsageClassRollup",
+    "UsageDailyRollup",
     "UsageRecord",
     "UsageRollup",
 ]

@@ -15,8 +15,9 @@ the row of "no project" too.
 from django.db import models
 
 
-class UsageRollup(models.Model):
-    hour = models.DateTimeField()
+class CostMetrics(models.Model):
+    """Dimensions and sums shared by the hourly and the daily cost cubes."""
+
     model = models.CharField(max_length=100)
     project_id = models.BigIntegerField(null=True)
     cost_center_id = models.BigIntegerField(null=True)
@@ -38,6 +39,15 @@ class UsageRollup(models.Model):
     cache_write_5m_usd = models.DecimalField(max_digits=30, decimal_places=12, default=0)
     cache_write_1h_usd = models.DecimalField(max_digits=30, decimal_places=12, default=0)
     latency_ms_sum = models.FloatField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class UsageRollup(CostMetrics):
+    """Cost cube by UTC hour (the source of truth of the other cubes)."""
+
+    hour = models.DateTimeField()
 
     class Meta:
         constraints = [
@@ -90,6 +100,96 @@ class UsageClassRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}h {self.dim}={self.value} ×{self.requests}"
+
+
+class UsageDailyRollup(CostMetrics):
+    """Cost cube by local day in the tenant's time zone `tz` (rebuilt when the zone changes).
+
+    Whole-day periods (every dashboard period) read this cube: about 24 times fewer rows.
+    """
+
+    day = models.DateField()
+    tz = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "day",
+                    "tz",
+                    "model",
+                    "project_id",
+                    "cost_center_id",
+                    "proxy_key_id",
+                    "key_owner_id",
+                    "status_code",
+                ],
+                name="usage_daily_rollup_dims",
+                nulls_distinct=False,
+            )
+        ]
+        indexes = [models.Index(fields=["day"], name="usage_daily_rollup_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model} ×{self.requests}"
+
+
+class UsageClassDailyRollup(models.Model):
+    """UsageClassRollup by local day in the tenant's time zone `tz`."""
+
+    day = models.DateField()
+    tz = models.CharField(max_length=64)
+    project_id = models.BigIntegerField(null=True)
+    cost_center_id = models.BigIntegerField(null=True)
+    dim = models.CharField(max_length=12)
+    value = models.CharField(max_length=60)
+
+    requests = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "tz", "project_id", "cost_center_id", "dim", "value"],
+                name="usage_class_daily_rollup_dims",
+                nulls_distinct=False,
+            )
+        ]
+        indexes = [models.Index(fields=["day"], name="usage_class_daily_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.dim}={self.value} ×{self.requests}"
+
+
+class UsageCacheWaste(models.Model):
+    """Estimated cache writes never read back within their TTL, per key, model and UTC hour.
+
+    Recomputed (not summed) for the hours a batch touches; see docs/insight.md for the method.
+    Only hours with an estimate above zero have a row.
+    """
+
+    hour = models.DateTimeField()
+    proxy_key_id = models.UUIDField(null=True)
+    model = models.CharField(max_length=100)
+    project_id = models.BigIntegerField(null=True)
+    cost_center_id = models.BigIntegerField(null=True)
+    unread_5m_tokens = models.BigIntegerField(default=0)
+    unread_1h_tokens = models.BigIntegerField(default=0)
+    unread_5m_usd = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+    unread_1h_usd = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "proxy_key_id", "model"],
+                name="usage_cache_waste_dims",
+                nulls_distinct=False,
+            )
+        ]
+        indexes = [models.Index(fields=["hour"], name="usage_cache_waste_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.model} unread"
 
 
 class InsightSettings(models.Model):

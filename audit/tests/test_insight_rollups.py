@@ -108,3 +108,83 @@ def test_usage_reprice_keeps_the_earlier_figure_and_corrects_rollups(tenant_a):
         incremental = _snapshot()
         rollup_rebuild(timezone.now() - timedelta(days=1), timezone.now())
         assert _snapshot() == incremental
+
+
+def _daily_snapshot() -> list[tuple]:
+    from audit.models import UsageDailyRollup
+
+    return sorted(
+        tuple(str(v) for v in row)
+        for row in UsageDailyRollup.objects.filter(requests__gt=0).values_list(
+            "day", "tz", "model", "proxy_key_id", "status_code", "requests", "cost_usd"
+        )
+    )
+
+
+def _waste_snapshot() -> list[tuple]:
+    from audit.models import UsageCacheWaste
+
+    return sorted(
+        tuple(str(v) for v in row)
+        for row in UsageCacheWaste.objects.values_list(
+            "hour", "proxy_key_id", "model", "unread_5m_tokens", "unread_1h_tokens", "unread_5m_usd"
+        )
+    )
+
+
+def _write_then_read(key, at, *, write_5m=0, write_1h=0, read=0):
+    usage = {
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "cache_creation_input_tokens": write_5m + write_1h,
+        "cache_read_input_tokens": read,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": write_5m,
+            "ephemeral_1h_input_tokens": write_1h,
+        },
+    }
+    return record(key, at=at, usage=usage)
+
+
+def test_unread_cache_writes_are_estimated_per_key_model_and_hour(tenant_a):
+    _, _, key = workspace(tenant_a)
+    base = timezone.now().replace(minute=5, second=0, microsecond=0) - timedelta(hours=6)
+    write(
+        tenant_a,
+        [
+            # Hour 0: 5-minute write of 1000, read back 600 → 400 unread.
+            _write_then_read(key, base, write_5m=1000),
+            _write_then_read(key, base + timedelta(minutes=3), read=600),
+            # Hour 2: 1-hour write of 2000, read 500 in that hour and 1000 in the next → 500.
+            _write_then_read(key, base + timedelta(hours=2), write_1h=2000),
+            _write_then_read(key, base + timedelta(hours=2, minutes=30), read=500),
+        ],
+    )
+    # A read arriving late (next hour) lowers the 1-hour estimate of the hour before.
+    write(tenant_a, [_write_then_read(key, base + timedelta(hours=3, minutes=10), read=1000)])
+    with in_tenant(tenant_a):
+        rows = {(r[0][:13], r[3], r[4]) for r in _waste_snapshot()}
+        assert ((base).isoformat()[:13].replace("T", " "), "400", "0") in rows
+        hour2 = (base + timedelta(hours=2)).isoformat()[:13].replace("T", " ")
+        assert (hour2, "0", "500") in rows
+        incremental_waste, incremental_daily = _waste_snapshot(), _daily_snapshot()
+        rollup_rebuild(base - timedelta(hours=1), timezone.now())
+        assert _waste_snapshot() == incremental_waste
+        assert _daily_snapshot() == incremental_daily
+
+
+def test_daily_cube_follows_a_time_zone_change(tenant_a):
+    from audit.rollups import _TENANT_TZ, daily_ensure
+    from tenants.models import Tenant
+
+    _, _, key = workspace(tenant_a)
+    write(tenant_a, [record(key, at=timezone.now() - timedelta(hours=h)) for h in range(30)])
+    Tenant.objects.filter(pk=tenant_a.pk).update(time_zone="Asia/Tokyo")
+    _TENANT_TZ.clear()
+    with in_tenant(tenant_a):
+        assert daily_ensure("Asia/Tokyo")
+        assert {row[1] for row in _daily_snapshot()} == {"Asia/Tokyo"}
+        assert sum(int(row[5]) for row in _daily_snapshot()) == 30
+        assert not daily_ensure("Asia/Tokyo")
+    Tenant.objects.filter(pk=tenant_a.pk).update(time_zone="UTC")
+    _TENANT_TZ.clear()
