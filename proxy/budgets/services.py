@@ -210,7 +210,9 @@ def budget_delete(
             object_repr=str(budget),
             request=request,
         )
-        budget.delete()
+        # Lock first: an alert being inserted right now finishes, then is deleted with it.
+        Budget.objects.select_for_update().filter(pk=budget_id).exists()
+        Budget.objects.filter(pk=budget_id).delete()
         transaction.on_commit(lambda: budget_counters_drop(tenant, budget_id))
         budget_generation_bump(tenant)
 

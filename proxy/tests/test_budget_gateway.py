@@ -9,13 +9,15 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
 import redis
 from django.conf import settings
 from django.core import mail
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
+from django.test import override_settings
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -77,7 +79,9 @@ def commit(fn, *args, **kwargs):
 
 
 def _clean(schema: str) -> None:
-    with schema_context(schema):
+    with schema_context(schema), transaction.atomic():
+        # Lock first so that an alert the record writer inserts right now is deleted too.
+        list(Budget.objects.select_for_update())
         Budget.objects.all().delete()
         Notification.objects.all().delete()
 
@@ -156,12 +160,12 @@ def spent(ws: Workspace, key_id) -> Decimal:
     return Decimal(total)
 
 
-def counter(ws: Workspace, budget: Budget) -> dict[bytes, bytes]:
+def counter(ws: Workspace, budget: Budget) -> Any:
     window = period_window(budget.period, timezone.now(), ws.tenant.time_zone)
     return redis_client().hgetall(f"ts:bud:{ws.tenant.schema_name}:{budget.pk}:{window.key}")
 
 
-def wait_settled(ws: Workspace, budget: Budget, timeout: float = 15.0) -> dict[bytes, bytes]:
+def wait_settled(ws: Workspace, budget: Budget, timeout: float = 15.0) -> Any:
     """Wait until nothing is reserved on the budget (every exchange settled)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -311,13 +315,11 @@ def test_with_redis_unreachable_blocking_budgets_refuse_and_alert_only_budgets_p
             period="day",
             block=block,
         )
-    settings.BUDGET_REDIS_URL = "redis://127.0.0.1:1/0"
-    try:
-        with serve_in_thread(Gateway()) as url:
-            passed = post_one(url, soft_key, raw)
-            refused = post_one(url, hard_key, raw)
-    finally:
-        del settings.BUDGET_REDIS_URL
+    with override_settings(BUDGET_REDIS_URL="redis://127.0.0.1:1/0"):
+        gateway = Gateway()
+    with serve_in_thread(gateway) as url:
+        passed = post_one(url, soft_key, raw)
+        refused = post_one(url, hard_key, raw)
 
     assert passed.status_code == 200
     assert refused.status_code == 503
