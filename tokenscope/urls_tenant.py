@@ -15,6 +15,7 @@ urlpatterns = [
     path("team/<int:user_id>/remove/", account_views.team_member_remove, name="team_member_remove"),
     path("team/join/<str:token>/", account_views.team_join, name="team_join"),
     path("", include("proxy.urls_tenant")),
+    path("", include("proxy.budgets.urls")),
     path("", include("privacy.urls_tenant")),
     path("billing/", include("billing.urls")),
     path("", include("audit.urls")),

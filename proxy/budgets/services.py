@@ -74,7 +74,7 @@ def _clean(
     fields: dict[str, Any] = {
         "name": name[:120],
         "scope": scope,
-        "amount_usd": amount,
+        "amount_usd": amount.quantize(Decimal("0.000001")),
         "period": period,
         "thresholds": levels,
         "project": None,
