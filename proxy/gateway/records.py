@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import uuid
 from collections import defaultdict
 from decimal import Decimal
@@ -17,13 +18,14 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
-from django_tenants.utils import schema_context
+from django_tenants.utils import schema_context, schema_exists
 
 from audit.models import UsageRecord
 from audit.rollups import rollup_apply
 from proxy.budgets.enforcer import settle_exchange
+from proxy.gateway.classify import classify_into
 from proxy.gateway.exchange import Exchange
 from proxy.pricing import usage_cost
 from proxy.prompts import prompt_sha256, prompt_text
@@ -63,7 +65,7 @@ def usage_fields(usage: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def build_record(ex: Exchange) -> UsageRecord:
+def build_record(ex: Exchange, restricted: dict[Any, bool] | None = None) -> UsageRecord:
     """The usage record of an exchange: attribution, usage, exact cost, prompt and timings."""
     key = ex.key
     assert key is not None
@@ -113,6 +115,11 @@ def build_record(ex: Exchange) -> UsageRecord:
         record.prompt_sha256 = prompt_sha256(ex.body)
         if not key.tenant.privacy_mode:
             record.prompt_text = prompt_text(ex.body)
+        try:
+            classify_into(record, ex, {} if restricted is None else restricted)
+        except Exception:
+            # Classification is not essential: the record is written without it.
+            logger.exception("could not classify usage record %s", ex.record_id)
     return record
 
 
@@ -124,9 +131,14 @@ def _spool_value(value: Any) -> Any:
     return value
 
 
+def spool_dir() -> Path:
+    """Spooled records wait per database, so they are only ever written where they belong."""
+    return Path(settings.RECORD_SPOOL_DIR) / str(connection.settings_dict["NAME"])
+
+
 def spool_records(schema: str, records: list[UsageRecord]) -> Path:
     """Keep records on disk until the database takes them."""
-    directory = Path(settings.RECORD_SPOOL_DIR)
+    directory = spool_dir()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{schema}.{uuid.uuid4().hex}.jsonl"
     fields = [field.attname for field in UsageRecord._meta.concrete_fields]
@@ -141,19 +153,37 @@ def spool_records(schema: str, records: list[UsageRecord]) -> Path:
 
 def spool_drain() -> int:
     """Write spooled records; safe to repeat (existing ids are skipped). Returns rows written."""
-    directory = Path(settings.RECORD_SPOOL_DIR)
+    directory = spool_dir()
     if not directory.exists():
         return 0
     written = 0
     for path in sorted(directory.glob("*.jsonl")):
+        # Claim the file first: several processes may drain the same spool.
+        claimed = path.with_suffix(f".{os.getpid()}.claimed")
+        try:
+            path.rename(claimed)
+        except FileNotFoundError:
+            continue
         schema = path.name.split(".", 1)[0]
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-        with schema_context(schema):
-            created = UsageRecord.objects.bulk_create(
-                [UsageRecord(**row) for row in rows], ignore_conflicts=True
-            )
+        lines = claimed.read_text(encoding="utf-8").splitlines()
+        rows = [json.loads(line) for line in lines if line]
+        try:
+            if not schema_exists(schema):
+                # The tenant is gone (deleted); its records must not be resurrected.
+                logger.warning(
+                    "dropping %d spooled records of deleted schema %s", len(rows), schema
+                )
+                claimed.unlink()
+                continue
+            with schema_context(schema):
+                created = UsageRecord.objects.bulk_create(
+                    [UsageRecord(**row) for row in rows], ignore_conflicts=True
+                )
+        except DatabaseError:
+            claimed.rename(path)
+            raise
         written += len(created)
-        path.unlink()
+        claimed.unlink()
     return written
 
 
@@ -166,9 +196,11 @@ def write_batch(exchanges: list[Exchange]) -> None:
             by_schema[ex.key.tenant.schema_name].append(ex)
     for schema, group in by_schema.items():
         records = []
+        restricted: dict[Any, bool] = {}  # key owner -> processing restricted, per batch
         for ex in group:
             try:
-                records.append(build_record(ex))
+                with schema_context(schema):
+                    records.append(build_record(ex, restricted))
             except Exception:
                 logger.exception(
                     "could not build usage record %s; keeping it unpriced", ex.record_id
@@ -185,7 +217,7 @@ def write_batch(exchanges: list[Exchange]) -> None:
             )
         for ex, record in zip(group, records, strict=True):
             settle_exchange(ex, record.cost_usd)  # budgets: exact cost replaces the reservation
-    if any(Path(settings.RECORD_SPOOL_DIR).glob("*.jsonl")):
+    if any(spool_dir().glob("*.jsonl")):
         try:
             spool_drain()
         except DatabaseError:
@@ -260,7 +292,8 @@ def _spool_all(exchanges: list[Exchange]) -> None:
     by_schema: dict[str, list[UsageRecord]] = defaultdict(list)
     for ex in exchanges:
         if ex.key is not None:
-            by_schema[ex.key.tenant.schema_name].append(build_record(ex))
+            with schema_context(ex.key.tenant.schema_name):
+                by_schema[ex.key.tenant.schema_name].append(build_record(ex))
             settle_exchange(ex, by_schema[ex.key.tenant.schema_name][-1].cost_usd)
     for schema, records in by_schema.items():
         spool_records(schema, records)

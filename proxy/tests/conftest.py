@@ -32,24 +32,31 @@ def proxy_url(fake_upstream):
     settings.ANTHROPIC_UPSTREAM_URL = previous
 
 
+def _tenant(slug: str, *, privacy_mode: bool = False) -> Tenant:
+    tenant = Tenant.objects.filter(slug=slug).first() or tenant_create(
+        name=slug.upper(),
+        slug=slug,
+        owner_email=f"owner@{slug}.example.com",
+        owner_password=PASSWORD,
+        owner_email_verified=True,
+    )
+    if privacy_mode:
+        Tenant.objects.filter(pk=tenant.pk).update(privacy_mode=True)
+        tenant.refresh_from_db()
+    return tenant
+
+
 @pytest.fixture(scope="session")
-def workspaces(tenants_ab, django_db_blocker):
-    """Committed workspaces: A (keys of every kind), B, and P (Privacy Mode on)."""
+def workspaces(django_db_setup, django_db_blocker):
+    """Committed workspaces of tenants of their own (the gateway reads them from other threads):
+    gw-a (keys of every kind), gw-b, gw-p (Privacy Mode on) and gw-s (for outage tests)."""
     with django_db_blocker.unblock():
-        tenant_p = Tenant.objects.filter(slug="tenant-p").first() or tenant_create(
-            name="Tenant P",
-            slug="tenant-p",
-            owner_email="owner@tenant-p.example.com",
-            owner_password=PASSWORD,
-            owner_email_verified=True,
-        )
-        Tenant.objects.filter(pk=tenant_p.pk).update(privacy_mode=True)
-        tenant_p.refresh_from_db()
-        a = workspace_create(tenants_ab["a"], ANTHROPIC_KEY_A)
+        a = workspace_create(_tenant("gw-a"), ANTHROPIC_KEY_A)
         return {
             "a": a,
-            "b": workspace_create(tenants_ab["b"], ANTHROPIC_KEY_B),
-            "p": workspace_create(tenant_p, ANTHROPIC_KEY_P),
+            "b": workspace_create(_tenant("gw-b"), ANTHROPIC_KEY_B),
+            "p": workspace_create(_tenant("gw-p", privacy_mode=True), ANTHROPIC_KEY_P),
+            "s": workspace_create(_tenant("gw-s"), ANTHROPIC_KEY_A),
             "a_revoked": extra_key(a, revoked=True, name="revoked"),
             "a_expired": extra_key(a, name="expired", expired=True),
             "a_haiku_only": extra_key(a, name="haiku", allowed_models=["claude-haiku-4-5"]),

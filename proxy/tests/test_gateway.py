@@ -1,5 +1,6 @@
 import hashlib
 import json
+import time
 from decimal import Decimal
 
 import anthropic
@@ -207,12 +208,12 @@ def test_tenant_a_key_on_tenant_b_host_is_refused(proxy_url, workspaces):
     before_b = record_count(workspaces["b"].tenant)
     response = httpx.post(
         proxy_url + "/v1/messages",
-        headers={**VERSION, "x-api-key": workspaces["a"].key, "host": "tenant-b.localhost"},
+        headers={**VERSION, "x-api-key": workspaces["a"].key, "host": "gw-b.localhost"},
         json={"model": MODEL, "max_tokens": 5, "messages": ask()},
     )
     on_own_host = httpx.post(
         proxy_url + "/v1/messages",
-        headers={**VERSION, "x-api-key": workspaces["a"].key, "host": "tenant-a.localhost"},
+        headers={**VERSION, "x-api-key": workspaces["a"].key, "host": "gw-a.localhost"},
         json={"model": MODEL, "max_tokens": 5, "messages": ask()},
     )
 
@@ -365,7 +366,10 @@ def test_privacy_mode_keeps_only_the_documented_hash(proxy_url, workspaces):
     from django.db import connection
 
     ws = workspaces["p"]
-    messages = ask("Patient Jane Roe, born 1980-02-03, asks about her invoice (ünïcode).")
+    messages = ask(
+        "Patient Jane Roe (jane.roe@roe-family.net), born 1980-02-03, asks why her invoice "
+        "for the billing product doubled (ünïcode)."
+    )
     system = "You are a support agent."
     response = sdk(proxy_url, ws.key).messages.with_raw_response.create(
         model=MODEL, max_tokens=20, system=system, messages=messages
@@ -380,6 +384,12 @@ def test_privacy_mode_keeps_only_the_documented_hash(proxy_url, workspaces):
     ).encode("utf-8")
     assert record.prompt_text is None
     assert record.prompt_sha256 == hashlib.sha256(canonical).hexdigest()
+    # Classified in memory all the same.
+    assert record.category
+    assert record.relevance_score is not None
+    assert record.sensitivity == "confidential"
+    assert "email_address" in record.detectors
+    assert_nowhere_in_redis("Jane Roe")
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT table_name, column_name FROM information_schema.columns "
@@ -393,6 +403,31 @@ def test_privacy_mode_keeps_only_the_documented_hash(proxy_url, workspaces):
                 ["%Jane Roe%"],
             )
             assert cursor.fetchone()[0] == 0, (table, column)
+
+
+def assert_nowhere_in_redis(marker):
+    """Scan every key and value of the cache/broker Redis database (Celery messages included)."""
+    import redis as redis_lib
+    from django.conf import settings
+
+    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    needle = marker.encode()
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key)
+        if kind == b"string":
+            values = [client.get(key) or b""]
+        elif kind == b"list":
+            values = client.lrange(key, 0, -1)
+        elif kind == b"hash":
+            values = list(client.hgetall(key).values())
+        elif kind == b"set":
+            values = list(client.smembers(key))
+        elif kind == b"zset":
+            values = client.zrange(key, 0, -1)
+        else:
+            values = []
+        assert needle not in key
+        assert all(needle not in value for value in values), key
 
 
 def test_without_privacy_mode_the_prompt_text_is_kept(proxy_url, workspaces):
@@ -565,3 +600,51 @@ def test_an_upstream_timeout_gives_504_and_an_unreachable_upstream_502(workspace
     for response in (timed_out, unreachable):
         record = wait_record(workspaces["a"].tenant, response.headers["x-tokenscope-request-id"])
         assert record.status_code == response.status_code
+
+
+def test_records_the_database_refuses_are_spooled_and_written_once_it_is_back(
+    proxy_url, workspaces
+):
+    import psycopg
+    from django.db import connection
+    from django_tenants.utils import schema_context
+
+    from proxy.gateway.records import spool_dir, spool_drain
+
+    ws = workspaces["s"]
+    schema = ws.tenant.schema_name
+    params = connection.get_connection_params()
+    client = sdk(proxy_url, ws.key)
+    # A separate connection, outside the test's transaction, makes every insert fail for a while.
+    with psycopg.connect(**params, autocommit=True) as admin:
+        admin.execute("SET lock_timeout = '5s'")
+        admin.execute(
+            f'CREATE FUNCTION "{schema}".refuse() RETURNS trigger LANGUAGE plpgsql AS '
+            "$$ BEGIN RAISE EXCEPTION 'database unavailable'; END $$"
+        )
+        admin.execute(
+            f'CREATE TRIGGER refuse BEFORE INSERT ON "{schema}".audit_usagerecord '
+            f'FOR EACH STATEMENT EXECUTE FUNCTION "{schema}".refuse()'
+        )
+        try:
+            ids = [
+                client.messages.with_raw_response.create(
+                    model=MODEL, max_tokens=5, messages=ask()
+                ).headers["x-tokenscope-request-id"]
+                for _ in range(3)
+            ]
+            deadline = time.monotonic() + 10
+            while not list(spool_dir().glob(f"{schema}.*")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            spooled = list(spool_dir().glob(f"{schema}.*"))
+        finally:
+            admin.execute(f'DROP TRIGGER refuse ON "{schema}".audit_usagerecord')
+            admin.execute(f'DROP FUNCTION "{schema}".refuse()')
+
+    assert spooled
+    spool_drain()
+    assert spool_drain() == 0
+    for record_id in ids:  # spooled ones from the drain, any later one from the writer
+        wait_record(ws.tenant, record_id)
+    with schema_context(schema):
+        assert UsageRecord.objects.filter(pk__in=ids).count() == 3
