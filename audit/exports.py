@@ -11,7 +11,7 @@ import io
 import json
 import logging
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,8 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import CharField, F, Func, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
@@ -85,7 +86,7 @@ def export_dir() -> Path:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
     if isinstance(value, Decimal):
         return f"{value:f}"
     if value is None or isinstance(value, (int, float, str, bool, dict, list)):
@@ -93,12 +94,27 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+# The four non-text columns are rendered as text by PostgreSQL, exactly as `_plain` renders
+# them for the API: the export loop then only moves values along (it is the hot path).
+_ISO = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+_SQL_TEXT: dict[str, Any] = {
+    "id": Cast("id", output_field=TextField()),
+    "created_at": Func(F("created_at"), template=_ISO, output_field=CharField()),
+    "cost_usd": Cast("cost_usd", output_field=TextField()),
+    "proxy_key_id": Cast("proxy_key_id", output_field=TextField()),
+}
+
+
 def usage_tuples(qs: QuerySet[UsageRecord], *, include_prompt: bool) -> Iterator[tuple]:
     """Rows in USAGE_FIELDS order, JSON-ready; prompt text null when not to be shown."""
-    for row in qs.values_list(*USAGE_COLUMNS).iterator(chunk_size=CHUNK):
-        values = [_plain(v) for v in row]
-        if not include_prompt:
-            values[PROMPT_INDEX] = None
+    columns = [_SQL_TEXT.get(name, name) for name in USAGE_COLUMNS]
+    rows = qs.values_list(*columns).iterator(chunk_size=CHUNK)
+    if include_prompt:
+        yield from rows
+        return
+    for row in rows:
+        values = list(row)
+        values[PROMPT_INDEX] = None
         yield tuple(values)
 
 
@@ -120,7 +136,11 @@ def _csv_cell(value: Any) -> Any:
 
 
 def encode(rows: Iterable[tuple], fields: tuple[str, ...], fmt: str) -> Iterator[bytes]:
-    """CSV (with a header) or JSON Lines, in chunks of about CHUNK rows."""
+    """CSV (with a header) or JSON Lines, in chunks of about CHUNK rows.
+
+    CSV writes None as an empty cell; JSON columns (audit `changes`) are JSON text.
+    """
+    json_at = [fields.index(name) for name in ("changes",) if name in fields]
     buffer = io.StringIO()
     writer = csv.writer(buffer) if fmt == "csv" else None
     if writer is not None:
@@ -128,7 +148,9 @@ def encode(rows: Iterable[tuple], fields: tuple[str, ...], fmt: str) -> Iterator
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     for count, row in enumerate(rows, 1):
         if writer is not None:
-            writer.writerow([_csv_cell(v) for v in row])
+            if json_at:
+                row = tuple(_csv_cell(v) if i in json_at else v for i, v in enumerate(row))
+            writer.writerow(row)
         else:
             buffer.write(dumps(dict(zip(fields, row, strict=True))))
             buffer.write("\n")

@@ -24,11 +24,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def usage(tenant_a):
     _, _, key = workspace(tenant_a)
-    now = timezone.now()
+    now = timezone.now().replace(microsecond=0)  # the first row: a whole second
     records = [
         record(
             key,
-            at=now - timedelta(minutes=i),
+            at=now - timedelta(minutes=i, microseconds=7 * i),
             category="coding" if i % 2 else "",
             relevance_score=i / 10,
             prompt=f'Prompt "{i}", with, commas\nand lines',
