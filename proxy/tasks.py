@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import connection
 
 from proxy.batches import batches_meter_pending
+from proxy.budgets.tasks import notification_webhook_post  # noqa: F401  (registers it)
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)

@@ -367,3 +367,63 @@ def test_each_threshold_email_goes_out_once_when_many_requests_cross_it(proxy_ur
     with schema_context(bud.tenant.schema_name):
         assert BudgetAlert.objects.filter(budget=budget).count() == 3
         assert Notification.objects.filter(budget=budget).count() == 3
+
+
+def test_a_proxy_keys_request_rate_limit_answers_429_with_retry_after(proxy_url, bud, committed):
+    raw_key = commit(extra_key, bud, name="rpm", rpm_limit=2)
+    raw = body_for("Quick one.", max_tokens=10, output_tokens=5)
+
+    statuses = [post_one(proxy_url, raw_key, raw) for _ in range(3)]
+
+    # Two fit in the minute's window unless the minute turned between them: then three do.
+    limited = [r for r in statuses if r.status_code == 429]
+    assert [r.status_code for r in statuses][:2] == [200, 200]
+    for response in limited:
+        assert response.json()["error"]["type"] == "rate_limit_error"
+        assert 1 <= int(response.headers["retry-after"]) <= 60
+        assert response.headers["x-should-retry"] == "true"
+    for response in statuses:  # every call is recorded, refusals included
+        wait_record(bud.tenant, response.headers["x-tokenscope-request-id"])
+
+
+def test_the_plans_monthly_request_allowance_is_enforced_with_the_same_counters(
+    proxy_url, bud, committed
+):
+    from tenants.models import Plan
+
+    raw_key = commit(extra_key, bud, name="plan")
+    raw = body_for("Plan me.", max_tokens=10, output_tokens=5)
+    month = period_window("month", timezone.now(), bud.tenant.time_zone)
+
+    def use_plan(limit: int | None) -> None:
+        plan = Plan.objects.get(slug=Plan.Slug.ENTERPRISE)
+        Plan.objects.filter(pk=plan.pk).update(monthly_request_limit=limit)
+        Tenant.objects.filter(pk=bud.tenant.pk).update(plan=plan)
+        with schema_context(bud.tenant.schema_name):
+            used = (
+                UsageRecord.objects.filter(created_at__gte=month.start, upstream_ms__isnull=False)
+                .filter(kind="messages")
+                .count()
+            )
+        Plan.objects.filter(pk=plan.pk).update(monthly_request_limit=used + 1)
+        budget_redis_bump()
+
+    def budget_redis_bump() -> None:
+        client = redis_client()
+        client.incr(f"ts:budget-gen:{bud.tenant.schema_name}")
+        client.delete(f"ts:plan:{bud.tenant.schema_name}:{month.key}")
+
+    free = Tenant.objects.get(pk=bud.tenant.pk).plan_id
+    commit(use_plan, None)
+    try:
+        first = post_one(proxy_url, raw_key, raw)
+        second = post_one(proxy_url, raw_key, raw)
+    finally:
+        commit(lambda: Tenant.objects.filter(pk=bud.tenant.pk).update(plan_id=free))
+        budget_redis_bump()
+
+    assert first.status_code == 200, first.text
+    assert second.status_code == 429
+    assert "allowance" in second.json()["error"]["message"]
+    assert second.headers["x-should-retry"] == "false"
+    assert int(second.headers["retry-after"]) > 0
