@@ -37,6 +37,7 @@ from audit.forms import (
     UsageFilterForm,
 )
 from audit.models import ApiToken, ExportJob, UsageRecord
+from proxy.budgets.selectors import budget_progress_list
 from proxy.models import CostCenter, Project, ProxyKey
 from tokenscope.lib.errors import DomainError
 
@@ -92,8 +93,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "charts": charts,
         "scope": scope,
         "period_end": (scope.until - timedelta(days=1)).astimezone(scope.since.tzinfo),
-        # Slot: budget status shows here once proxy.budgets exposes a selector (issue 8).
-        "budget_status": None,
+        "budgets": budget_progress_list(request.tenant),  # type: ignore[attr-defined]
         **_filter_choices(),
     }
     return render(request, "audit/dashboard.html", context)

@@ -233,3 +233,22 @@ def test_insight_pages_need_a_signed_in_user(tenant_a, path):
     response = tenant_client(tenant_a).get(path)
     assert response.status_code == 302
     assert "/accounts/login/" in response["Location"]
+
+
+def test_dashboard_shows_budget_status(tenant_a, usage):
+    from proxy.budgets.services import budget_create
+
+    with in_tenant(tenant_a):
+        budget_create(
+            owner_of(tenant_a),
+            tenant=tenant_a,
+            name="Main monthly",
+            scope="project",
+            target=usage["project"].pk,
+            amount_usd="100",
+            period="month",
+        )
+    response = tenant_client(tenant_a, make_user(tenant_a, Role.VIEWER)).get("/")
+    assert response.status_code == 200
+    assert [row.budget.name for row in response.context["budgets"]] == ["Main monthly"]
+    assert "Main monthly" in response.content.decode()
