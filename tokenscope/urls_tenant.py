@@ -19,5 +19,6 @@ urlpatterns = [
     path("", include("privacy.urls_tenant")),
     path("billing/", include("billing.urls")),
     path("", include("audit.urls")),
+    path("", include("audit.classification.urls")),
     path("accounts/", include("allauth.urls")),
 ]
