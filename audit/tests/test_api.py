@@ -323,3 +323,21 @@ def test_every_api_route_uses_the_tenant_base_class():
         view = pattern.callback.cls
         assert issubclass(view, TenantAPIView), view
     assert SchemaView.permission_classes == TenantAPIView.permission_classes
+
+
+def test_api_token_of_another_tenant_cannot_be_revoked_from_here(tenant_a, tenant_b):
+    with in_tenant(tenant_a):
+        row, token = api_token_create(None, user=owner_of(tenant_a))
+    other_admin = tenant_client(tenant_b, owner_of(tenant_b))
+    assert other_admin.post(f"/settings/api-tokens/{row.pk}/revoke/").status_code == 404
+    assert api(tenant_a, token=token).get("/api/v1/usage/").status_code == 200
+
+
+def test_admins_revoke_api_tokens_from_the_page(tenant_a):
+    with in_tenant(tenant_a):
+        row, token = api_token_create(None, user=owner_of(tenant_a))
+    admin = tenant_client(tenant_a, owner_of(tenant_a))
+    assert admin.post(f"/settings/api-tokens/{row.pk}/revoke/").status_code == 302
+    assert api(tenant_a, token=token).get("/api/v1/usage/").status_code == 401
+    member = tenant_client(tenant_a, make_user(tenant_a, Role.MEMBER))
+    assert member.post(f"/settings/api-tokens/{row.pk}/revoke/").status_code == 403
