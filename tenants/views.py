@@ -5,17 +5,12 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.permissions import acting_user, admin_required
 from tenants.forms import SignupForm, TenantSettingsForm
-from tenants.policy import current_policy
 from tenants.services import tenant_create, tenant_settings_update, tenant_url
 from tokenscope.lib.errors import DomainError
 
 
 def landing(request: HttpRequest) -> HttpResponse:
     return render(request, "tenants/landing.html")
-
-
-def privacy_policy(request: HttpRequest) -> HttpResponse:
-    return render(request, "tenants/privacy_policy.html", {"policy": current_policy()})
 
 
 @sensitive_post_parameters("password")

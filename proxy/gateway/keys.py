@@ -19,10 +19,14 @@ from django.db import close_old_connections
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from proxy.alerts import key_vault_unreachable_notice
 from proxy.custody import KeyCustodyUnavailable, anthropic_key_plaintext
 from proxy.gateway.errors import ProxyError
 
 logger = logging.getLogger(__name__)
+
+# Fire-and-forget tasks are kept referenced until done (asyncio holds only weak references).
+_background: set[asyncio.Task[None]] = set()
 
 KEY_PREFIX = "tsk_"
 
@@ -160,6 +164,10 @@ class KeyResolver:
             resolved = await sync_to_async(_load, thread_sensitive=False)(raw_key, short_id)
         except KeyCustodyUnavailable as exc:
             logger.warning("key custody unavailable for tenant %s", short_id)
+            notice = sync_to_async(key_vault_unreachable_notice, thread_sensitive=False)
+            task = asyncio.create_task(notice(short_id))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
             raise ProxyError(
                 503,
                 "api_error",

@@ -24,6 +24,7 @@ from django_tenants.utils import schema_context, schema_exists
 
 from audit.models import UsageRecord
 from audit.rollups import rollup_apply
+from proxy.alerts import unpriced_model_alert, upstream_key_rejected_notice
 from proxy.budgets.enforcer import settle_exchange
 from proxy.gateway.classify import classify_into
 from proxy.gateway.exchange import Exchange
@@ -217,11 +218,25 @@ def write_batch(exchanges: list[Exchange]) -> None:
             )
         for ex, record in zip(group, records, strict=True):
             settle_exchange(ex, record.cost_usd)  # budgets: exact cost replaces the reservation
+        _alert(group[0].key.tenant.id if group[0].key else None, records)
     if any(spool_dir().glob("*.jsonl")):
         try:
             spool_drain()
         except DatabaseError:
             logger.warning("spooled usage records still wait for the database")
+
+
+def _alert(tenant_id: int | None, records: list[UsageRecord]) -> None:
+    """Operational notices for what this batch revealed (never fails the batch)."""
+    if tenant_id is None:
+        return
+    try:
+        for model in {r.model for r in records if not r.is_priced and r.model}:
+            unpriced_model_alert(model, tenant_id=tenant_id)
+        if any(r.status_code == 401 and r.upstream_request_id for r in records):
+            upstream_key_rejected_notice(tenant_id)
+    except Exception:
+        logger.exception("could not send operational notices")
 
 
 def _insert(schema: str, records: list[UsageRecord]) -> None:

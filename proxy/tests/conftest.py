@@ -62,3 +62,15 @@ def workspaces(django_db_setup, django_db_blocker):
             "a_haiku_only": extra_key(a, name="haiku", allowed_models=["claude-haiku-4-5"]),
             "a_cold": extra_key(a, name="cold"),
         }
+
+
+@pytest.fixture(scope="session")
+def operator(django_db_setup, django_db_blocker):
+    """A committed staff user of the public schema (operators get platform alerts)."""
+    from django_tenants.utils import schema_context
+
+    from accounts.models import User
+
+    with django_db_blocker.unblock(), schema_context("public"):
+        user, _ = User.objects.get_or_create(email="ops@aitokenscope.example.com", is_staff=True)
+    return user

@@ -648,3 +648,37 @@ def test_records_the_database_refuses_are_spooled_and_written_once_it_is_back(
         wait_record(ws.tenant, record_id)
     with schema_context(schema):
         assert UsageRecord.objects.filter(pk__in=ids).count() == 3
+
+
+def test_an_unknown_model_is_kept_unpriced_and_operators_hear_once(
+    proxy_url, workspaces, operator, mailoutbox
+):
+    from django_tenants.utils import schema_context
+
+    from tokenscope.lib.redis import get_redis
+
+    get_redis().delete("ts:unpriced-model:claude-next-9")
+    ws = workspaces["a"]
+    client = sdk(proxy_url, ws.key)
+
+    ids = [
+        client.messages.with_raw_response.create(
+            model="claude-next-9", max_tokens=5, messages=ask()
+        ).headers["x-tokenscope-request-id"]
+        for _ in range(2)
+    ]
+
+    records = [wait_record(ws.tenant, record_id) for record_id in ids]
+    assert all(not r.is_priced and r.cost_usd == 0 and r.output_tokens > 0 for r in records)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any("claude-next-9" in m.subject for m in mailoutbox):
+        time.sleep(0.05)
+    operator_mails = [
+        m for m in mailoutbox if m.subject == "[TokenScope] Unpriced model: claude-next-9"
+    ]
+    assert len(operator_mails) == 1
+    assert operator_mails[0].to == [operator.email]
+    with schema_context(ws.tenant.schema_name):
+        from proxy.budget_models import Notification
+
+        assert Notification.objects.filter(kind="unpriced_model").exists()
