@@ -128,7 +128,10 @@ class UsageDailyRollup(CostMetrics):
                 nulls_distinct=False,
             )
         ]
-        indexes = [models.Index(fields=["day"], name="usage_daily_rollup_day")]
+        indexes = [
+            models.Index(fields=["tz", "day"], name="usage_daily_rollup_tz_day"),
+            models.Index(fields=["day"], name="usage_daily_rollup_day"),  # retention purge
+        ]
 
     def __str__(self) -> str:
         return f"{self.day} {self.model} ×{self.requests}"
@@ -155,7 +158,10 @@ class UsageClassDailyRollup(models.Model):
                 nulls_distinct=False,
             )
         ]
-        indexes = [models.Index(fields=["day"], name="usage_class_daily_day")]
+        indexes = [
+            models.Index(fields=["tz", "day"], name="usage_class_daily_tz_day"),
+            models.Index(fields=["day"], name="usage_class_daily_day"),  # retention purge
+        ]
 
     def __str__(self) -> str:
         return f"{self.day} {self.dim}={self.value} ×{self.requests}"
