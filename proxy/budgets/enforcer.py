@@ -212,7 +212,8 @@ class BudgetEnforcer:
         if ex.route.name not in RATED_ROUTES:
             return None
         schema = key.tenant.schema_name
-        now = timezone.now()
+        # The record's own timestamp: a rebuild attributes it to the same period.
+        now = getattr(ex, "created_at", None) or timezone.now()
         checked = False
         try:
             await self._forget_stale()

@@ -86,10 +86,25 @@ def _clean(schema: str) -> None:
         Notification.objects.all().delete()
 
 
+def _records_quiet(schema: str) -> None:
+    """Wait until the gateway's writer has written this test's records (it runs in a thread
+    that may only use the database while a test runs)."""
+    previous = -1
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with schema_context(schema):
+            count = UsageRecord.objects.count()
+        if count == previous:
+            return
+        previous = count
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def committed(bud):
     """Every budget and notification of tenant-bud is removed after the test."""
     yield
+    _records_quiet(bud.tenant.schema_name)
     commit(_clean, bud.tenant.schema_name)
 
 
