@@ -342,6 +342,16 @@ def test_with_redis_unreachable_blocking_budgets_refuse_and_alert_only_budgets_p
     assert refused.headers["x-should-retry"] == "true"
     record = wait_record(bud.tenant, refused.headers["x-tokenscope-request-id"])
     assert (record.status_code, record.error_type) == (503, "overloaded_error")
+    # Reconciled afterwards: with Redis back, the alert-only counter is rebuilt from
+    # PostgreSQL and includes what passed while Redis was away.
+    soft_id = key_id_of(bud, soft_key)
+    wait_record(bud.tenant, passed.headers["x-tokenscope-request-id"])
+    assert post_one(proxy_url, soft_key, raw).status_code == 200
+    with schema_context(bud.tenant.schema_name):
+        soft = Budget.objects.get(name="Soft")
+    values = wait_settled(bud, soft)
+    assert int(values[b"s"]) == sum(usd_to_nano(r.cost_usd) for r in _records(bud, soft_id))
+    assert len(_records(bud, soft_id)) == 2
 
 
 def test_each_threshold_email_goes_out_once_when_many_requests_cross_it(proxy_url, bud, committed):

@@ -160,3 +160,26 @@ def test_an_unknown_model_is_reserved_at_the_highest_rates():
         _body(), json.dumps(_body()).encode(), at=utc(2026, 11, 27)
     )
     assert message_worst_case(body, raw, at=utc(2026, 11, 27)) > Decimal(0)
+
+
+def test_budgets_apply_by_tenant_project_cost_center_key_and_key_owner():
+    from types import SimpleNamespace
+
+    from proxy.budgets.rules import BudgetRule
+
+    key = SimpleNamespace(id="k-1", project_id=7, cost_center_id=3, owner_id=42)
+    other = SimpleNamespace(id="k-2", project_id=8, cost_center_id=4, owner_id=None)
+
+    def rule(scope: str, target: str | None) -> BudgetRule:
+        return BudgetRule(1, scope, scope, target, Decimal(1), "day", (100,), True)
+
+    rules = [
+        rule("tenant", None),
+        rule("project", "7"),
+        rule("cost_center", "3"),
+        rule("key", "k-1"),
+        rule("user", "42"),
+    ]
+
+    assert all(r.applies_to(key) for r in rules)
+    assert [r.scope for r in rules if r.applies_to(other)] == ["tenant"]
