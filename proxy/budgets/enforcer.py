@@ -217,7 +217,7 @@ class BudgetEnforcer:
         checked = False
         try:
             await self._forget_stale()
-            for _ in range(6):
+            for _ in range(8):
                 rules, checked_now = await self.rules(schema, check=checked)
                 checked = checked or checked_now
                 res = self._plan(rules, ex, key, now)
@@ -269,7 +269,10 @@ class BudgetEnforcer:
         if status == -2:
             return "stale"
         if status == -1:
-            await self._rebuild(rules.schema, res.counters[int(result[1]) - 1])
+            # Rebuild the missing counter and any other missing one, in one pass.
+            for counter in res.counters[int(result[1]) - 1 :]:
+                if not await self.redis.exists(counter.key):
+                    await self._rebuild(rules.schema, counter)
             return "rebuilt"
         if status == 0:
             counter = res.counters[int(result[1]) - 1]

@@ -452,3 +452,43 @@ def test_the_plans_monthly_request_allowance_is_enforced_with_the_same_counters(
     assert "allowance" in second.json()["error"]["message"]
     assert second.headers["x-should-retry"] == "false"
     assert int(second.headers["retry-after"]) > 0
+
+
+def test_every_applicable_budget_is_checked_and_a_refusal_reserves_nothing(
+    proxy_url, bud, committed
+):
+    raw_key = commit(extra_key, bud, name="several")
+    key_id = key_id_of(bud, raw_key)
+    raw = body_for("Several budgets.", max_tokens=100, output_tokens=100)
+    worst = worst_of(raw)
+    roomy = make_budget(
+        bud, name="Roomy", scope="tenant", amount_usd="1000", period="month", block=True
+    )
+    center = make_budget(
+        bud,
+        name="Center",
+        scope="cost_center",
+        target=bud.cost_center_id,
+        amount_usd="1000",
+        period="week",
+        block=False,
+    )
+    tight = make_budget(
+        bud,
+        name="Tight key",
+        scope="key",
+        target=key_id,
+        amount_usd=(worst * Decimal("0.5")).quantize(Decimal("0.000001")),
+        period="day",
+        block=True,
+    )
+    assert post_one(proxy_url, "tsk_missing_" + "x" * 40, raw).status_code == 401
+
+    refused = post_one(proxy_url, raw_key, raw)
+
+    assert refused.status_code == 402
+    assert "'Tight key'" in refused.json()["error"]["message"]
+    wait_record(bud.tenant, refused.headers["x-tokenscope-request-id"])
+    for budget in (roomy, center, tight):
+        values = counter(bud, budget)
+        assert int(values[b"r"]) == 0  # all or nothing: the refusal held nothing anywhere
