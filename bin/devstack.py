@@ -139,6 +139,7 @@ def run() -> int:
             "--port",
             port,
             "--no-access-log",
+            "--no-proxy-headers",
         ],
         "worker": [
             PY,

@@ -682,3 +682,25 @@ def test_an_unknown_model_is_kept_unpriced_and_operators_hear_once(
         from proxy.budget_models import Notification
 
         assert Notification.objects.filter(kind="unpriced_model").exists()
+
+
+def test_the_client_ip_comes_from_x_forwarded_for_only_behind_a_trusted_proxy(
+    proxy_url, workspaces, settings
+):
+    ws = workspaces["a"]
+
+    def call():
+        response = httpx.post(
+            proxy_url + "/v1/messages",
+            headers={**VERSION, "x-api-key": ws.key, "x-forwarded-for": "203.0.113.9, 10.0.0.2"},
+            json={"model": MODEL, "max_tokens": 5, "messages": ask()},
+        )
+        return wait_record(ws.tenant, response.headers["x-tokenscope-request-id"])
+
+    settings.TRUSTED_PROXIES = []
+    untrusted = call()
+    settings.TRUSTED_PROXIES = ["127.0.0.0/8", "10.0.0.0/8"]
+    trusted = call()
+
+    assert untrusted.ip_address == "127.0.0.1"
+    assert trusted.ip_address == "203.0.113.9"

@@ -25,6 +25,8 @@ def serve_in_thread(
         "loop": "asyncio",
         "http": "httptools",
         "timeout_keep_alive": 30,
+        # Client addresses are ours to resolve (tokenscope.lib.net), not uvicorn's.
+        "proxy_headers": False,
     }
     options.update(config)
     server = uvicorn.Server(uvicorn.Config(app, **options))
