@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import logging
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
-
 from proxy.fake_upstream.app import FakeUpstream, create_app
+from tokenscope.lib.asgi_server import serve_in_thread
 
 _EXPECTED = "ASGI callable returned without completing response."
 
@@ -35,7 +31,6 @@ def quiet_drop_logs() -> None:
 class RunningFake:
     app: FakeUpstream
     base_url: str  # e.g. http://127.0.0.1:54321
-    server: uvicorn.Server
 
 
 @contextmanager
@@ -45,30 +40,5 @@ def running_fake_upstream(
     """Serve a new fake upstream on a free port in a daemon thread; stop it on exit."""
     quiet_drop_logs()
     app = create_app(**app_kwargs)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        loop="asyncio",
-        http="httptools",
-        timeout_keep_alive=30,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("fake upstream did not start")
-        time.sleep(0.01)
-    bound_port = sock.getsockname()[1]
-    try:
-        yield RunningFake(app=app, base_url=f"http://{host}:{bound_port}", server=server)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_in_thread(app, host=host, port=port) as base_url:
+        yield RunningFake(app=app, base_url=base_url)
