@@ -134,20 +134,24 @@ def _fire(
         return
     from tenants.models import Tenant
 
-    close_old_connections()
-    tz = Tenant.objects.only("time_zone").get(schema_name=schema).time_zone
-    with schema_context(schema):
-        budget = Budget.objects.select_related("cost_center").filter(pk=rule.id).first()
-        if budget is None:
-            return
-        budget_alert_record(
-            budget=budget,
-            period_start=counter.window.start,
-            period_end=counter.window.end,
-            threshold=threshold,
-            spent=nano_to_usd(spent),
-            tz=tz,
-        )
+    try:
+        close_old_connections()
+        tz = Tenant.objects.only("time_zone").get(schema_name=schema).time_zone
+        with schema_context(schema):
+            budget = Budget.objects.select_related("cost_center").filter(pk=rule.id).first()
+            if budget is None:
+                return
+            budget_alert_record(
+                budget=budget,
+                period_start=counter.window.start,
+                period_end=counter.window.end,
+                threshold=threshold,
+                spent=nano_to_usd(spent),
+                tz=tz,
+            )
+    except Exception:
+        enforcer.alert_forget(marker)  # try again at the next settlement
+        raise
 
 
 def budget_threshold_alerts(

@@ -422,6 +422,10 @@ class BudgetEnforcer:
             if counter.kind == "budget" and int(total) >= 0:
                 budget_threshold_alerts(self, res.schema, counter, int(total))
 
+    def alert_forget(self, marker: tuple[str, int, int, int]) -> None:
+        with self._lock:
+            self._alerted.discard(marker)
+
     def alert_once_in_process(self, marker: tuple[str, int, int, int]) -> bool:
         """False if this process already handled the alert (saves a database round trip)."""
         with self._lock:
