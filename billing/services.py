@@ -14,6 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -931,8 +932,43 @@ def billing_reconcile(*, now: datetime | None = None) -> dict[str, Any]:
         status=WebhookEvent.Status.FAILED
     ).count()
     summary["plans_changed"] = entitlements_refresh(now=now)
+    summary["payloads_scrubbed"] = webhook_payloads_scrub(now=now)
     logger.info("billing reconcile summary=%s", json.dumps(summary, default=str))
     return summary
+
+
+# Payloads carry customer names and emails; Paddle itself keeps notifications 90 days.
+WEBHOOK_PAYLOAD_RETENTION = timedelta(days=90)
+
+
+@in_public_schema
+def webhook_payloads_scrub(*, now: datetime | None = None) -> int:
+    """Empty the payloads of settled events older than the retention; ids, types, times and
+    outcomes stay for the record."""
+    cutoff = (now or timezone.now()) - WEBHOOK_PAYLOAD_RETENTION
+    return (
+        WebhookEvent.objects.filter(received_at__lt=cutoff)
+        .exclude(status=WebhookEvent.Status.PENDING)
+        .exclude(payload={})
+        .update(payload={})
+    )
+
+
+@in_public_schema
+def webhook_payloads_scrub_for_tenant(tenant: Tenant) -> dict[str, int]:
+    """On account purge: empty the payloads of every event about the tenant's subscriptions or
+    Paddle customer (they are tied to it by Paddle ids, not by a foreign key)."""
+    subscriptions = Subscription.objects.filter(tenant=tenant)
+    keys = [f"sub:{sid}" for sid in subscriptions.values_list("paddle_subscription_id", flat=True)]
+    customers = set(subscriptions.values_list("paddle_customer_id", flat=True))
+    account = BillingAccount.objects.filter(tenant=tenant).first()
+    if account is not None:
+        customers.add(account.paddle_customer_id)
+    customers.discard("")
+    about_tenant = Q(entity_key__in=keys) | Q(entity_key__in=[f"ctm:{c}" for c in customers])
+    about_tenant |= Q(payload__data__customer_id__in=list(customers))
+    scrubbed = WebhookEvent.objects.filter(about_tenant).exclude(payload={}).update(payload={})
+    return {"billing.WebhookEvent payloads scrubbed": scrubbed}
 
 
 @in_public_schema

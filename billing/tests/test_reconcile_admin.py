@@ -1,4 +1,5 @@
 import json
+import uuid
 from datetime import timedelta
 from io import StringIO
 
@@ -193,3 +194,80 @@ def test_nightly_task_returns_the_reconciliation_summary(fake_paddle):
     from billing.tasks import billing_reconcile as nightly
 
     assert nightly.apply().get()["subscriptions_seen"] == 0
+
+
+def _stored_event(event_type, data, *, received_at, status=WebhookEvent.Status.PROCESSED):
+    return WebhookEvent.objects.create(
+        event_id=f"evt_{uuid.uuid4().hex[:26]}",
+        event_type=event_type,
+        occurred_at=received_at,
+        entity_key=f"sub:{data['id']}" if event_type.startswith("sub") else f"ctm:{data['id']}",
+        payload={"data": data},
+        received_at=received_at,
+        status=status,
+    )
+
+
+def test_webhook_payloads_are_emptied_after_90_days_once_settled():
+    from django.utils import timezone
+
+    from billing.services import webhook_payloads_scrub
+
+    now = timezone.now()
+    old = _stored_event(
+        "customer.updated",
+        {"id": "ctm_old", "email": "a@x.example"},
+        received_at=now - timedelta(days=91),
+    )
+    recent = _stored_event(
+        "customer.updated",
+        {"id": "ctm_new", "email": "b@x.example"},
+        received_at=now - timedelta(days=5),
+    )
+    stuck = _stored_event(
+        "customer.updated",
+        {"id": "ctm_stuck", "email": "c@x.example"},
+        received_at=now - timedelta(days=91),
+        status=WebhookEvent.Status.PENDING,
+    )
+
+    assert webhook_payloads_scrub(now=now) == 1
+
+    old.refresh_from_db()
+    recent.refresh_from_db()
+    stuck.refresh_from_db()
+    assert old.payload == {}
+    assert old.event_type == "customer.updated"
+    assert recent.payload["data"]["email"] == "b@x.example"
+    assert stuck.payload["data"]["email"] == "c@x.example"  # not processed yet: kept
+
+
+def test_purging_a_tenant_empties_the_payloads_of_its_paddle_events(tenant_a, tenant_b, prices):
+    from django.utils import timezone
+
+    from billing.services import webhook_payloads_scrub_for_tenant
+
+    linked(tenant_a, price_id="pri_team_monthly")
+    now = timezone.now()
+    mine = _stored_event(
+        "subscription.updated",
+        {"id": SUB, "customer_id": "ctm_01aaaaaaaaaaaaaaaaaaaaaaaa"},
+        received_at=now,
+    )
+    customer = _stored_event(
+        "customer.updated",
+        {"id": "ctm_01aaaaaaaaaaaaaaaaaaaaaaaa", "email": "ceo@a.example"},
+        received_at=now,
+    )
+    other = _stored_event(
+        "customer.updated", {"id": "ctm_someone_else", "email": "x@b.example"}, received_at=now
+    )
+
+    result = webhook_payloads_scrub_for_tenant(tenant_a)
+
+    assert result == {"billing.WebhookEvent payloads scrubbed": 2}
+    for stored in (mine, customer, other):
+        stored.refresh_from_db()
+    assert mine.payload == {}
+    assert customer.payload == {}
+    assert other.payload["data"]["email"] == "x@b.example"
