@@ -81,6 +81,57 @@ def _admin_only(actor: User | None, what: str) -> None:
 # ---- cost centers ---------------------------------------------------------------------------
 
 
+def _archive(
+    actor: User | None,
+    tenant: Tenant,
+    obj: CostCenter | Project,
+    kind: str,
+    label: str,
+    archived: bool,
+    request: HttpRequest | None,
+) -> None:
+    if obj.is_archived == archived:
+        return
+    with transaction.atomic():
+        obj.archived_at = timezone.now() if archived else None
+        obj.save(update_fields=["archived_at"])
+        audit_event_record(
+            actor,
+            action=f"{kind}.archived" if archived else f"{kind}.restored",
+            object_type=kind,
+            object_id=obj.pk,
+            object_repr=label,
+            request=request,
+        )
+        config_generation_bump(tenant)
+
+
+def _delete(
+    actor: User | None,
+    tenant: Tenant,
+    obj: CostCenter | Project,
+    kind: str,
+    label: str,
+    in_use: str,
+    request: HttpRequest | None,
+) -> None:
+    pk = obj.pk
+    try:
+        with transaction.atomic():
+            obj.delete()
+            audit_event_record(
+                actor,
+                action=f"{kind}.deleted",
+                object_type=kind,
+                object_id=pk,
+                object_repr=label,
+                request=request,
+            )
+            config_generation_bump(tenant)
+    except ProtectedError as exc:
+        raise Conflict(in_use) from exc
+
+
 def cost_center_create(
     actor: User | None,
     *,
@@ -163,20 +214,7 @@ def cost_center_archive(
 ) -> CostCenter:
     """Archive (or restore) a cost center: it stays on old records but takes no new keys."""
     _admin_only(actor, "manage cost centers")
-    if cost_center.is_archived == archived:
-        return cost_center
-    with transaction.atomic():
-        cost_center.archived_at = timezone.now() if archived else None
-        cost_center.save(update_fields=["archived_at"])
-        audit_event_record(
-            actor,
-            action="cost_center.archived" if archived else "cost_center.restored",
-            object_type="cost_center",
-            object_id=cost_center.pk,
-            object_repr=str(cost_center),
-            request=request,
-        )
-        config_generation_bump(tenant)
+    _archive(actor, tenant, cost_center, "cost_center", str(cost_center), archived, request)
     return cost_center
 
 
@@ -189,23 +227,16 @@ def cost_center_delete(
 ) -> None:
     """Delete an unused cost center; one that records reference can only be archived."""
     _admin_only(actor, "manage cost centers")
-    pk, label = cost_center.pk, str(cost_center)
-    try:
-        with transaction.atomic():
-            cost_center.delete()
-            audit_event_record(
-                actor,
-                action="cost_center.deleted",
-                object_type="cost_center",
-                object_id=pk,
-                object_repr=label,
-                request=request,
-            )
-            config_generation_bump(tenant)
-    except ProtectedError as exc:
-        raise Conflict(
-            f"Cost center {label} is used by proxy keys or projects; archive it instead."
-        ) from exc
+    label = str(cost_center)
+    _delete(
+        actor,
+        tenant,
+        cost_center,
+        "cost_center",
+        label,
+        f"Cost center {label} is used by proxy keys or projects; archive it instead.",
+        request,
+    )
 
 
 # ---- projects -------------------------------------------------------------------------------
@@ -309,20 +340,7 @@ def project_archive(
 ) -> Project:
     """Archive (or restore) a project; the proxy stops serving its keys while archived."""
     _admin_only(actor, "manage projects")
-    if project.is_archived == archived:
-        return project
-    with transaction.atomic():
-        project.archived_at = timezone.now() if archived else None
-        project.save(update_fields=["archived_at"])
-        audit_event_record(
-            actor,
-            action="project.archived" if archived else "project.restored",
-            object_type="project",
-            object_id=project.pk,
-            object_repr=project.name,
-            request=request,
-        )
-        config_generation_bump(tenant)
+    _archive(actor, tenant, project, "project", project.name, archived, request)
     return project
 
 
@@ -331,23 +349,15 @@ def project_delete(
 ) -> None:
     """Delete an unused project; one that records reference can only be archived."""
     _admin_only(actor, "manage projects")
-    pk, label = project.pk, project.name
-    try:
-        with transaction.atomic():
-            project.delete()
-            audit_event_record(
-                actor,
-                action="project.deleted",
-                object_type="project",
-                object_id=pk,
-                object_repr=label,
-                request=request,
-            )
-            config_generation_bump(tenant)
-    except ProtectedError as exc:
-        raise Conflict(
-            f"Project {label} is used by proxy keys or a stored key; archive it instead."
-        ) from exc
+    _delete(
+        actor,
+        tenant,
+        project,
+        "project",
+        project.name,
+        f"Project {project.name} is used by proxy keys or a stored key; archive it instead.",
+        request,
+    )
 
 
 # ---- Anthropic credentials --------------------------------------------------------------------
