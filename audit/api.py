@@ -229,6 +229,7 @@ USAGE_PARAMS = [
     OpenApiParameter("sensitivity", str, enum=[c for c, _ in UsageRecord.Sensitivity.choices]),
     OpenApiParameter("relevance_min", float),
     OpenApiParameter("relevance_max", float),
+    OpenApiParameter("flagged", bool, description="Only records flagged for review."),
     OpenApiParameter("q", str, description="Search stored prompt text (≤ 31 days)."),
 ]
 ROLLUP_PARAMS = [

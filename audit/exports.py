@@ -59,6 +59,8 @@ USAGE_FIELDS = (
     "category",
     "relevance_score",
     "sensitivity",
+    "detectors",
+    "flagged_for_review",
     "upstream_request_id",
 )
 # Database columns behind USAGE_FIELDS (project and cost center by name and code).

@@ -50,6 +50,7 @@ class UsageFilter:
     sensitivity: str = ""
     relevance_min: float | None = None
     relevance_max: float | None = None
+    flagged: bool = False
     q: str = ""
     params: dict[str, str] = field(default_factory=dict)
 
@@ -90,6 +91,7 @@ class UsageFilterForm(TenantTimeForm):
     )
     relevance_min = forms.FloatField(required=False, min_value=0, max_value=1)
     relevance_max = forms.FloatField(required=False, min_value=0, max_value=1)
+    flagged = forms.BooleanField(required=False, label="Flagged for review only")
     q = forms.CharField(required=False, max_length=200, label="Search prompts")
 
     def clean(self) -> dict[str, Any]:
@@ -120,6 +122,7 @@ class UsageFilterForm(TenantTimeForm):
             sensitivity=d.get("sensitivity") or "",
             relevance_min=d.get("relevance_min"),
             relevance_max=d.get("relevance_max"),
+            flagged=bool(d.get("flagged")),
             q=(d.get("q") or "").strip(),
             params=self.params(),
         )

@@ -80,6 +80,8 @@ def usage_queryset(f: UsageFilter) -> QuerySet[UsageRecord]:
         qs = qs.filter(relevance_score__gte=f.relevance_min)
     if f.relevance_max is not None:
         qs = qs.filter(relevance_score__lte=f.relevance_max)
+    if f.flagged:
+        qs = qs.filter(flagged_for_review=True)
     if f.q:
         # Bounded: the form limits a search to SEARCH_MAX_DAYS (see docs/insight.md).
         qs = qs.filter(prompt_text__icontains=f.q)

@@ -41,6 +41,10 @@ class UsageRecordSerializer(serializers.Serializer):
     category = serializers.CharField()
     relevance_score = serializers.FloatField(allow_null=True)
     sensitivity = serializers.CharField()
+    detectors = serializers.ListField(
+        child=serializers.CharField(), help_text="Names of the detectors that fired, never matches."
+    )
+    flagged_for_review = serializers.BooleanField()
     upstream_request_id = serializers.CharField()
 
 

@@ -27,6 +27,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from accounts.permissions import acting_user, admin_required, member_required, viewer_required
 from audit import insight, selectors
+from audit.classification.selectors import tenant_categories
 from audit.exports import export_create, export_path, export_stream
 from audit.forms import (
     ApiTokenForm,
@@ -63,6 +64,7 @@ def _filter_choices() -> dict[str, Any]:
         "cost_centers": CostCenter.objects.values_list("id", "code"),
         "keys": ProxyKey.objects.values_list("id", "name", "prefix"),
         "sensitivities": UsageRecord.Sensitivity.choices,
+        "categories": [(c.key, c.label) for c in tenant_categories()],
     }
 
 

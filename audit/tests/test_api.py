@@ -160,6 +160,8 @@ def test_usage_records_have_exactly_the_documented_fields(tenant_a, usage):
         "category",
         "relevance_score",
         "sensitivity",
+        "detectors",
+        "flagged_for_review",
         "upstream_request_id",
     ]
     assert isinstance(row["cost_usd"], str)
@@ -341,3 +343,25 @@ def test_admins_revoke_api_tokens_from_the_page(tenant_a):
     assert api(tenant_a, token=token).get("/api/v1/usage/").status_code == 401
     member = tenant_client(tenant_a, make_user(tenant_a, Role.MEMBER))
     assert member.post(f"/settings/api-tokens/{row.pk}/revoke/").status_code == 403
+
+
+def test_usage_records_carry_detectors_and_the_review_flag_and_filter_by_it(tenant_a, usage):
+    from audit.models import UsageRecord
+
+    flagged = usage["records"][1]
+    with in_tenant(tenant_a):
+        UsageRecord.objects.filter(pk=flagged.pk).update(
+            flagged_for_review=True, detectors=["email_address"]
+        )
+    client = api(tenant_a)
+
+    everything = client.get("/api/v1/usage/").json()["results"]
+    only_flagged = client.get("/api/v1/usage/?flagged=true").json()["results"]
+    page = tenant_client(tenant_a, owner_of(tenant_a)).get("/usage/?flagged=on")
+
+    assert {row["flagged_for_review"] for row in everything} == {True, False}
+    assert [row["id"] for row in only_flagged] == [str(flagged.pk)]
+    assert only_flagged[0]["detectors"] == ["email_address"]
+    assert page.status_code == 200
+    assert str(flagged.pk) in page.content.decode()
+    assert str(usage["records"][0].pk) not in page.content.decode()
