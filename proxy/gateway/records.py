@@ -177,15 +177,30 @@ def spool_drain() -> int:
                 claimed.unlink()
                 continue
             with schema_context(schema):
-                created = UsageRecord.objects.bulk_create(
-                    [UsageRecord(**row) for row in rows], ignore_conflicts=True
-                )
+                written += _insert_new([_from_spool(row) for row in rows])
         except DatabaseError:
             claimed.rename(path)
             raise
-        written += len(created)
         claimed.unlink()
     return written
+
+
+def _from_spool(row: dict[str, Any]) -> UsageRecord:
+    """A record from its spooled JSON, every value back to its Python type."""
+    fields = {field.attname: field for field in UsageRecord._meta.concrete_fields}
+    return UsageRecord(**{name: fields[name].to_python(value) for name, value in row.items()})
+
+
+def _insert_new(records: list[UsageRecord]) -> int:
+    """Insert the records not written yet (a spool may be drained twice) and roll them up."""
+    with transaction.atomic():
+        existing = set(
+            UsageRecord.objects.filter(pk__in=[r.pk for r in records]).values_list("pk", flat=True)
+        )
+        new = [r for r in records if r.pk not in existing]
+        UsageRecord.objects.bulk_create(new)
+        rollup_apply(new)
+    return len(new)
 
 
 def write_batch(exchanges: list[Exchange]) -> None:

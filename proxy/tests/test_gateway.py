@@ -648,6 +648,12 @@ def test_records_the_database_refuses_are_spooled_and_written_once_it_is_back(
         wait_record(ws.tenant, record_id)
     with schema_context(schema):
         assert UsageRecord.objects.filter(pk__in=ids).count() == 3
+        # The spooled records reached the dashboard rollups too.
+        from django.db.models import Sum
+
+        from audit.models import UsageRollup
+
+        assert UsageRollup.objects.aggregate(n=Sum("requests"))["n"] == UsageRecord.objects.count()
 
 
 def test_an_unknown_model_is_kept_unpriced_and_operators_hear_once(
