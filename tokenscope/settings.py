@@ -300,6 +300,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=13),
         "tenant_schemas": ["public"],
     },
+    "audit-export-files-cleanup": {
+        "task": "audit.tasks.exports_files_cleanup",
+        "schedule": crontab(hour=3, minute=41),
+    },
     "tenant-heartbeat": {
         "task": "tenants.tasks.tenant_heartbeat",
         "schedule": 300.0,
