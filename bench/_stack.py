@@ -29,6 +29,7 @@ DB_NAME = os.environ.get("BENCH_DB", "ts_proxybench_run")
 DB_URL = os.environ.get("BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{DB_NAME}")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
 TENANT = "bench"
+PLAN = "business"
 SCHEMA = "t_bench"
 ANTHROPIC_KEY = "sk-ant-api03-bench-0000000000000000000000000000000000000000-AAAA"
 MODEL = "claude-sonnet-4-5"
@@ -41,13 +42,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# DEBUG=1 (the default) uses the development KEK; with --debug 0 the same KEK is passed
+# explicitly, so production settings (no query log, no debug cursor) read the same keys.
+DEV_LOCAL_KEK = "ZGV2LW9ubHkta2VrLWZvci10b2tlbnNjb3BlLXRlc3Q="
+SETTINGS = {"debug": "1"}
+
+
 def server_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("TOKENSCOPE_TESTING", None)
+    if SETTINGS["debug"] == "0":
+        env.update(TOKENSCOPE_LOCAL_KEK=DEV_LOCAL_KEK, TOKENSCOPE_LOCAL_KEK_VERSION="dev")
     env.update(
         DATABASE_URL=DB_URL,
         REDIS_URL=REDIS_URL,
-        DEBUG="1",
+        DEBUG=SETTINGS["debug"],
         DJANGO_SECRET_KEY="bench-only-secret-key-not-for-production-0123456789abcdef",  # noqa: S106
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
@@ -228,10 +237,11 @@ def ensure_database() -> str:
     if not _psql(f"select 1 from pg_database where datname = '{DB_NAME}'", "postgres"):  # noqa: S608
         _psql(f'create database "{DB_NAME}"', "postgres")
     key_file = OUT / "bench-proxy-key.json"
+    print("migrate_schemas on the bench database ...", flush=True)
+    manage("migrate_schemas")  # every run: other work adds migrations to the tree
     has_schema = _psql(f"select 1 from pg_namespace where nspname = '{SCHEMA}'")  # noqa: S608
     if not has_schema:
-        print("setting up the bench database (migrate_schemas, tenant, keys)...", flush=True)
-        manage("migrate_schemas")
+        print("creating the bench tenant and keys ...", flush=True)
         manage(
             "tenant_add", "--slug", TENANT, "--name", "Bench",
             "--owner-email", "o@bench.example.com", "--owner-password", "a-long-password-123",
@@ -239,6 +249,15 @@ def ensure_database() -> str:
         )  # fmt: skip
         manage("anthropic_key_set", "--tenant", TENANT, "--key", ANTHROPIC_KEY, "--json")
         key_file.unlink(missing_ok=True)
+    # A paying plan (the free plan stops at 10,000 requests a month); the plan's allowance check
+    # stays on the hot path. Then a clean Redis DB (the bench's own): counters rebuilt from records.
+    _psql(
+        "update public.tenants_tenant set plan_id = (select id from public.tenants_plan"  # noqa: S608
+        f" where slug = '{PLAN}') where slug = '{TENANT}'"
+    )
+    subprocess.run(
+        [str(PY), "-c", f"import redis; redis.Redis.from_url('{REDIS_URL}').flushdb()"], check=True
+    )
     if key_file.exists():
         return str(json.loads(key_file.read_text())["key"])
     created = manage(

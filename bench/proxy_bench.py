@@ -32,6 +32,7 @@ from _stack import (
     LITELLM_MASTER_KEY,
     MODEL,
     OUT,
+    SETTINGS,
     Proc,
     ensure_database,
     fake_stats,
@@ -436,7 +437,11 @@ def main() -> None:
         help="fake upstream latency for the added-latency runs",
     )
     parser.add_argument("--throughput-concurrency", type=int, default=32)
+    parser.add_argument(
+        "--debug", choices=("0", "1"), default="1", help="DEBUG of the proxy (0: production)"
+    )
     args = parser.parse_args()
+    SETTINGS["debug"] = args.debug
 
     key = ensure_database()
     load_before = os.getloadavg()
@@ -461,6 +466,7 @@ def main() -> None:
         for proc in reversed(list(procs.values())):
             proc.stop()
     res["machine"] = machine()
+    res["debug"] = args.debug
     res["machine"]["loadavg_before"] = [round(x, 2) for x in load_before]
     res["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     res["command"] = " ".join(["python", "bench/proxy_bench.py", *sys.argv[1:]])

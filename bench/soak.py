@@ -27,6 +27,7 @@ from _loadgen import Connection, Result, build_request, new_event_loop, percenti
 from _stack import (
     MODEL,
     OUT,
+    SETTINGS,
     Proc,
     ensure_database,
     machine,
@@ -35,6 +36,8 @@ from _stack import (
     usage_record_count,
     wait_for_records,
 )
+
+IDLE_REUSE_SECONDS = 20.0
 
 
 def body(stream: bool, index: int) -> dict[str, Any]:
@@ -56,7 +59,8 @@ def body(stream: bool, index: int) -> dict[str, Any]:
 async def soak(args: argparse.Namespace, proxy: Proc, key: str) -> dict[str, Any]:
     duration = args.minutes * 60
     total = int(duration * args.rate)
-    free: list[Connection] = []
+    free: list[tuple[Connection, float]] = []
+    error_types: dict[str, int] = {}
     results: dict[str, list[Result]] = {"stream": [], "plain": []}
     errors: dict[str, int] = {"stream": 0, "plain": 0, "incomplete_stream": 0, "status": 0}
     rss: list[tuple[float, int]] = []
@@ -69,14 +73,26 @@ async def soak(args: argparse.Namespace, proxy: Proc, key: str) -> dict[str, Any
         raw = build_request(
             "127.0.0.1", proxy.port, "/v1/messages", body(stream, index), {"x-api-key": key}
         )
-        conn = free.pop() if free else Connection("127.0.0.1", proxy.port)
+        conn = Connection("127.0.0.1", proxy.port)
+        while free:
+            candidate, last_used = free.pop()
+            # Like any keep-alive client: never reuse a connection the server may be closing
+            # (uvicorn's keep-alive timeout here is 60 s) or has closed.
+            reader = candidate.reader
+            if time.monotonic() - last_used < IDLE_REUSE_SECONDS and not (
+                reader is None or reader.at_eof()
+            ):
+                conn = candidate
+                break
+            await candidate.close()
         try:
             result = await conn.request(raw)
-        except (ConnectionError, OSError, asyncio.IncompleteReadError, ValueError):
+        except (ConnectionError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             errors[kind] += 1
+            error_types[type(exc).__name__] = error_types.get(type(exc).__name__, 0) + 1
             await conn.close()
             return
-        free.append(conn)
+        free.append((conn, time.monotonic()))
         results[kind].append(result)
         if result.status != 200:
             errors["status"] += 1
@@ -84,9 +100,10 @@ async def soak(args: argparse.Namespace, proxy: Proc, key: str) -> dict[str, Any
             errors["incomplete_stream"] += 1
 
     async def sampler() -> None:
-        while True:
+        while proxy.popen.poll() is None:
             rss.append((round(time.perf_counter() - started, 1), proxy.rss_bytes()))
             await asyncio.sleep(args.sample_seconds)
+        print(f"  the proxy exited with status {proxy.popen.returncode}", flush=True)
 
     sampling = asyncio.create_task(sampler())
     tasks: set[asyncio.Task[None]] = set()
@@ -110,8 +127,9 @@ async def soak(args: argparse.Namespace, proxy: Proc, key: str) -> dict[str, Any
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
     sampling.cancel()
-    rss.append((round(elapsed, 1), proxy.rss_bytes()))
-    for conn in free:
+    if proxy.popen.poll() is None:
+        rss.append((round(elapsed, 1), proxy.rss_bytes()))
+    for conn, _ in free:
         await conn.close()
 
     warm = [mb for t, mb in rss if t >= args.warmup_seconds]
@@ -122,6 +140,7 @@ async def soak(args: argparse.Namespace, proxy: Proc, key: str) -> dict[str, Any
         "late_sends": late,
         "errors": errors,
         "error_total": sum(errors.values()),
+        "error_types": error_types,
     }
     for kind, items in results.items():
         lat = [r.latency_ns / 1e6 for r in items]
@@ -147,7 +166,11 @@ def main() -> None:
     parser.add_argument("--stream-share", type=float, default=0.5, help="share of streams")
     parser.add_argument("--sample-seconds", type=float, default=5.0)
     parser.add_argument("--warmup-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--debug", choices=("0", "1"), default="1", help="DEBUG of the proxy (0: production)"
+    )
     args = parser.parse_args()
+    SETTINGS["debug"] = args.debug
     args.warmup_seconds = min(args.warmup_seconds, args.minutes * 60 / 5)
 
     key = ensure_database()
@@ -168,16 +191,20 @@ def main() -> None:
             loop.close()
         written = wait_for_records(before + res["requests"], timeout=120) - before
         res["records_written"] = written
-        res["proxy_cpu_seconds"] = round(proxy.cpu_seconds(), 1)
+        res["proxy_exit_status_before_stop"] = proxy.popen.poll()
+        if res["proxy_exit_status_before_stop"] is None:
+            res["proxy_cpu_seconds"] = round(proxy.cpu_seconds(), 1)
     finally:
         for proc in reversed(procs):
             proc.stop()
     res["checks"] = {
         "no_errors": res["error_total"] == 0,
+        "proxy_alive": res["proxy_exit_status_before_stop"] is None,
         "one_record_per_request": res["records_written"] == res["requests"],
         "rss_flat_within_10pct": res.get("rss_spread_pct", 100.0) <= 10.0,
     }
     res["machine"] = machine()
+    res["debug"] = args.debug
     res["machine"]["loadavg_before"] = [round(x, 2) for x in load_before]
     res["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     res["command"] = " ".join(["python", "bench/soak.py", *sys.argv[1:]])
