@@ -13,8 +13,9 @@ from typing import Any
 
 def canonical_prompt(body: dict[str, Any]) -> bytes:
     payload = {"messages": body.get("messages"), "system": body.get("system")}
+    # surrogatepass: a lone surrogate (valid JSON escape, not valid UTF-8) must not crash.
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
+        "utf-8", "surrogatepass"
     )
 
 
@@ -39,15 +40,26 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+def storable_text(text: str) -> str:
+    """Text PostgreSQL can store: NUL and lone surrogates (both valid in JSON) become U+FFFD."""
+    text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 def prompt_text(body: dict[str, Any]) -> str:
     """System prompt and messages as readable text (images and documents are left out)."""
     sections = []
     system = _text_of(body.get("system"))
     if system:
         sections.append(f"[system]\n{system}")
-    for message in body.get("messages") or []:
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else []:
         if isinstance(message, dict):
             text = _text_of(message.get("content"))
             if text:
                 sections.append(f"[{message.get('role', 'user')}]\n{text}")
-    return "\n\n".join(sections)
+    return storable_text("\n\n".join(sections))

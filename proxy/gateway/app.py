@@ -142,7 +142,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 def _check_messages_body(body_bytes: bytes, route: Route) -> dict[str, Any]:
     try:
         body = json.loads(body_bytes)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # also invalid UTF-8 and over-long integer literals
         raise invalid_request("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise invalid_request("The request body must be a JSON object.")
@@ -299,18 +299,20 @@ class Gateway:
 
     def _upstream_headers(
         self, headers: list[tuple[str, str]], key: ResolvedKey, bearer: bool
-    ) -> list[tuple[str, str]]:
+    ) -> list[tuple[bytes, bytes]]:
+        # As bytes: values arrive decoded as latin-1, and httpx would encode str values as
+        # ASCII (a non-ASCII header byte from a client must pass, not crash the request).
         forwarded = [
-            (name, value)
+            (name.encode("latin-1"), value.encode("latin-1"))
             for name, value in headers
             if name not in DROPPED_REQUEST_HEADERS and not name.startswith("x-tokenscope-")
         ]
         assert key.anthropic_key is not None
         if bearer:
-            forwarded.append(("authorization", f"Bearer {key.anthropic_key}"))
+            forwarded.append((b"authorization", f"Bearer {key.anthropic_key}".encode()))
         else:
-            forwarded.append(("x-api-key", key.anthropic_key))
-        forwarded.append(("accept-encoding", "identity"))
+            forwarded.append((b"x-api-key", key.anthropic_key.encode()))
+        forwarded.append((b"accept-encoding", b"identity"))
         return forwarded
 
     async def _forward(

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import uuid
 from collections import defaultdict
@@ -29,7 +30,7 @@ from proxy.budgets.enforcer import settle_exchange
 from proxy.gateway.classify import classify_into
 from proxy.gateway.exchange import Exchange
 from proxy.pricing import usage_cost
-from proxy.prompts import prompt_sha256, prompt_text
+from proxy.prompts import prompt_sha256, prompt_text, storable_text
 from proxy.services import proxy_key_last_used_record
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,30 @@ USAGE_INT_FIELDS = (
 PRICED_KINDS = frozenset({UsageRecord.Kind.MESSAGES, UsageRecord.Kind.BATCH_RESULT})
 
 
+_MAX_INT = 2**31 - 1  # the record's token columns are PostgreSQL integers
+
+
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
+    return min(value, _MAX_INT) if isinstance(value, int) and value > 0 else 0
+
+
+def _storable(value: Any) -> Any:
+    """Upstream's usage as PostgreSQL can store it (jsonb and integer columns): counts capped,
+    NaN and infinities as 0, NUL and lone surrogates out of strings. Anthropic never sends such
+    values; if anything did, the record must still be written rather than refused for ever."""
+    if isinstance(value, dict):
+        return {storable_text(str(k)): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return max(min(value, _MAX_INT), -_MAX_INT)
+    if isinstance(value, float):
+        return max(min(value, _MAX_INT), -_MAX_INT) if math.isfinite(value) else 0
+    return value
 
 
 def usage_fields(usage: dict[str, Any]) -> dict[str, Any]:
@@ -70,12 +93,14 @@ def build_record(ex: Exchange, restricted: dict[Any, bool] | None = None) -> Usa
     """The usage record of an exchange: attribution, usage, exact cost, prompt and timings."""
     key = ex.key
     assert key is not None
+    ex.usage = _storable(ex.usage)
+    ex.model = storable_text(ex.model)  # the client's "model" may hold NUL or a lone surrogate
     record = UsageRecord(
         id=ex.record_id,
         created_at=ex.created_at,
         finished_at=timezone.now(),
         kind=ex.route.kind,
-        endpoint=ex.endpoint[:80],
+        endpoint=storable_text(ex.endpoint)[:80],
         model=ex.model[:100],
         is_stream=ex.is_stream,
         status_code=ex.status_code,
