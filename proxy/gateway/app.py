@@ -494,7 +494,7 @@ class Gateway:
         """Read usage from a JSON answer and return the bytes to send (rewritten if needed)."""
         try:
             payload = json.loads(content)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (ValueError, RecursionError):  # relayed as it is, only not inspected
             return content
         if not isinstance(payload, dict):
             return content
