@@ -115,7 +115,7 @@ async def run(iterations: int, url: str) -> dict[str, list[float]]:
         t0 = time.perf_counter()
         await enforcer.reserve(ex, key)
         t1 = time.perf_counter()
-        enforcer.settle(ex, Decimal("0.0051"))
+        enforcer.settle_many([(ex, Decimal("0.0051"))])
         t2 = time.perf_counter()
         assert len(ex.reservation.counters) == 5  # four budgets and the plan allowance
         if index >= 200:  # warm-up: scripts loaded, connections open

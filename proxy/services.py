@@ -53,15 +53,21 @@ def config_generation_key(tenant: Tenant) -> str:
     return f"ts:config-gen:{tenant.short_id}"
 
 
+CONFIG_CHANGED_CHANNEL = "ts:config-changed"
+
+
 def config_generation_bump(tenant: Tenant, *, credential_id: Any = None) -> None:
-    """After commit: drop this process's cached plaintext and INCR the tenant's generation."""
+    """After commit: drop this process's cached plaintext, INCR the tenant's generation and tell
+    every proxy process (pub/sub) to drop what it cached of the tenant."""
     key = config_generation_key(tenant)
 
     def bump() -> None:
         if credential_id is not None:
             plaintext_cache.drop(credential_id)
         try:
-            get_redis().incr(key)
+            redis = get_redis()
+            redis.incr(key)
+            redis.publish(CONFIG_CHANGED_CHANNEL, tenant.short_id)
         except Exception as exc:  # Redis down must not undo a committed change.
             logger.warning("Could not bump %s: %s", key, type(exc).__name__)
 

@@ -62,10 +62,12 @@ def upstream_async_client() -> httpx.AsyncClient:
         write=settings.UPSTREAM_READ_TIMEOUT,
         pool=settings.UPSTREAM_CONNECT_TIMEOUT,
     )
+    # Few idle connections: httpcore scans the whole pool on every request (O(idle x pool)), so a
+    # pool left at the peak of a burst would slow every later request (docs/performance.md).
     limits = httpx.Limits(
         max_connections=settings.UPSTREAM_MAX_CONNECTIONS,
-        max_keepalive_connections=settings.UPSTREAM_MAX_CONNECTIONS,
-        keepalive_expiry=30,
+        max_keepalive_connections=settings.UPSTREAM_MAX_KEEPALIVE,
+        keepalive_expiry=15,
     )
     return httpx.AsyncClient(
         base_url=settings.ANTHROPIC_UPSTREAM_URL.rstrip("/"),

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -18,6 +20,14 @@ class TenantAdmin(admin.ModelAdmin):
     list_filter = ["status", "plan", "region", "privacy_mode"]
     search_fields = ["name", "slug", "short_id", "schema_name"]
     readonly_fields = ["schema_name", "short_id", "created_at"]
+
+    def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
+        from proxy.services import config_generation_bump
+
+        super().save_model(request, obj, form, change)
+        # Status, region or Privacy Mode may have changed: proxies drop what they cached.
+        config_generation_bump(obj)
+
     inlines = [DomainInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:

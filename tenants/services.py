@@ -140,6 +140,10 @@ def tenant_settings_update(
             request=request,
             changes=changes,
         )
+        from proxy.services import config_generation_bump
+
+        # Proxies cache Privacy Mode and the time zone with each key: make them drop it.
+        config_generation_bump(tenant)
         if "privacy_mode" in changes:
             audit_event_record(
                 actor,

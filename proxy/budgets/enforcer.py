@@ -370,24 +370,51 @@ class BudgetEnforcer:
 
     # ---- settle (record writer thread) ----------------------------------------------------
 
-    def settle(self, ex: Any, cost_usd: Decimal) -> None:
-        """Replace the reservation by the exact cost; once per exchange; never raises."""
-        res: Reservation | None = getattr(ex, "reservation", None)
-        if res is None or res.settled:
+    def settle_many(self, settlements: list[tuple[Any, Decimal]]) -> None:
+        """Replace reservations by exact costs, once per exchange, in one Redis round trip for
+        the whole batch of records; never raises."""
+        planned: list[tuple[Reservation, list[str], list[Any]]] = []
+        for ex, cost_usd in settlements:
+            res: Reservation | None = getattr(ex, "reservation", None)
+            if res is None or res.settled:
+                continue
+            res.settled = True
+            try:
+                call = self._settle_plan(ex, res, cost_usd)
+            except Exception:
+                logger.exception("budget settlement failed for %s", ex.record_id)
+                continue
+            if call is not None:
+                planned.append((res, *call))
+        if not planned:
             return
-        res.settled = True
         try:
-            self._settle_counters(ex, res, cost_usd)
-        except Exception:
-            logger.exception("budget settlement failed for %s", ex.record_id)
+            pipe = self.sync_redis.pipeline(transaction=False)
+            for _res, keys, args in planned:
+                self._settle(keys=keys, args=args, client=pipe)
+            results = pipe.execute()
+        except (RedisError, OSError):
+            with self._lock:
+                for res, _keys, _args in planned:
+                    self._stale.update(c.key for c in res.counters)
+            logger.warning("could not settle budget counters; they will be rebuilt")
+            return
+        for (res, _keys, _args), totals in zip(planned, results, strict=True):
+            try:
+                self._settle_alerts(res, totals)
+            except Exception:
+                logger.exception("budget alerts failed after settlement")
 
-    def _settle_counters(self, ex: Any, res: Reservation, cost_usd: Decimal) -> None:
+    def _settle_plan(
+        self, ex: Any, res: Reservation, cost_usd: Decimal
+    ) -> tuple[list[str], list[Any]] | None:
+        """The settle script's keys and arguments for one exchange (None: nothing to settle)."""
         from proxy.budgets.alerts import budget_refusal_alert
 
         if res.refused is not None and res.refused.rule is not None:
             budget_refusal_alert(self, res.schema, res.refused, res.refused_spent_nano)
         if not res.counters and not res.windows:
-            return
+            return None
         forwarded = ex.upstream_started is not None
         usage = ex.usage or {}
         actual_in: int = sum(
@@ -409,13 +436,9 @@ class BudgetEnforcer:
             )
             keys.append(window.key)
             args.append(actual - window.amount)
-        try:
-            totals = self._settle(keys=keys, args=args)
-        except (RedisError, OSError):
-            with self._lock:
-                self._stale.update(c.key for c in res.counters)
-            logger.warning("could not settle budget counters; they will be rebuilt")
-            return
+        return keys, args
+
+    def _settle_alerts(self, res: Reservation, totals: list[Any]) -> None:
         from proxy.budgets.alerts import budget_threshold_alerts
 
         for counter, total in zip(res.counters, totals, strict=True):
@@ -443,8 +466,13 @@ def _zone(name: str) -> Any:
     return ZoneInfo(name)
 
 
-def settle_exchange(ex: Any, cost_usd: Any) -> None:
-    """The record writer's hook: settle an exchange's reservation (no-op without one)."""
-    res = getattr(ex, "reservation", None)
-    if res is not None:
-        res.enforcer.settle(ex, Decimal(cost_usd or 0))
+def settle_exchanges(settlements: list[tuple[Any, Any]]) -> None:
+    """The record writer's hook: settle a batch's reservations (exchanges without one skipped)."""
+    by_enforcer: dict[int, tuple[BudgetEnforcer, list[tuple[Any, Decimal]]]] = {}
+    for ex, cost_usd in settlements:
+        res = getattr(ex, "reservation", None)
+        if res is not None:
+            entry = by_enforcer.setdefault(id(res.enforcer), (res.enforcer, []))
+            entry[1].append((ex, Decimal(cost_usd or 0)))
+    for enforcer, items in by_enforcer.values():
+        enforcer.settle_many(items)

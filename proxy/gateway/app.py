@@ -14,7 +14,6 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django_tenants.utils import schema_context
@@ -162,8 +161,7 @@ def _check_messages_body(body_bytes: bytes, route: Route) -> dict[str, Any]:
 
 class Gateway:
     def __init__(self) -> None:
-        self.redis = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0)
-        self.keys = KeyResolver(self.redis)
+        self.keys = KeyResolver(settings.REDIS_URL)
         self.writer = RecordWriter()
         self.budgets = BudgetEnforcer()
         self._client: Any = None
@@ -175,11 +173,11 @@ class Gateway:
         return self._client
 
     async def close(self) -> None:
+        await self.keys.close()
         await self.writer.close()
         if self._client is not None:
             await self._client.aclose()
         await self.budgets.close()
-        await self.redis.aclose()
 
     async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         while True:

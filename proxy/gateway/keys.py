@@ -1,11 +1,12 @@
 """Resolving a proxy key to its tenant, attribution and Anthropic key, with in-process caches.
 
-A resolved key is cached per process; the tenant's config generation in Redis (bumped after
-every change to keys, credentials, projects or cost centers, and on suspension) invalidates it.
+A resolved key is cached per process; a change notice on Redis pub/sub (published after every
+change to keys, credentials, projects, cost centers, tenant settings or status) invalidates it.
 The decrypted Anthropic key lives only in this process's memory, never in Redis.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
@@ -22,6 +24,7 @@ from django_tenants.utils import schema_context
 from proxy.alerts import key_vault_unreachable_notice
 from proxy.custody import KeyCustodyUnavailable, anthropic_key_plaintext
 from proxy.gateway.errors import ProxyError
+from proxy.services import CONFIG_CHANGED_CHANNEL
 
 logger = logging.getLogger(__name__)
 
@@ -119,47 +122,91 @@ def _load(raw_key: str, short_id: str) -> ResolvedKey | None:
     )
 
 
+@dataclass(frozen=True)
+class _Cached:
+    resolved: ResolvedKey
+    loaded_at: float  # monotonic time when the database read started
+
+
 class KeyResolver:
-    def __init__(self, redis: Any) -> None:
-        self._redis = redis
-        self._cache: dict[str, tuple[ResolvedKey, bytes | None, float]] = {}
+    """Resolves proxy keys from an in-process cache that config changes invalidate at once.
+
+    Every committed change to a tenant's keys, credentials, projects, cost centers, settings or
+    status publishes the tenant's short id on CONFIG_CHANGED_CHANNEL; a listener task drops what
+    was read before it. No Redis call on the request path. While the listener is not connected,
+    cached entries are trusted for NOT_LISTENING_SECONDS only.
+    """
+
+    NOT_LISTENING_SECONDS = 2.0
+
+    def __init__(self, redis_url: str) -> None:
+        self._redis_url = redis_url
+        self._cache: dict[str, _Cached] = {}
+        self._changed_at: dict[str, float] = {}
+        self._listening_since: float | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def _generation(self, short_id: str) -> bytes | None:
+    def _listen_in_background(self) -> None:
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        # Its own connection: a subscribed connection waits for messages without a timeout.
+        client = aioredis.Redis.from_url(self._redis_url, health_check_interval=30)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            value: bytes | None = await self._redis.get(f"ts:config-gen:{short_id}")
-        except Exception:
-            return b"?"
-        return value
+            await pubsub.subscribe(CONFIG_CHANGED_CHANNEL)
+            self._listening_since = time.monotonic()
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    self._changed_at[message["data"].decode()] = time.monotonic()
+        except Exception as exc:
+            logger.warning("config change listener stopped: %s", type(exc).__name__)
+            await asyncio.sleep(1.0)  # the next request starts a new listener
+        finally:
+            self._listening_since = None
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+                await client.aclose()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+
+    def _fresh(self, cached: _Cached, short_id: str, now: float) -> bool:
+        if cached.loaded_at <= self._changed_at.get(short_id, float("-inf")):
+            return False
+        age = now - cached.loaded_at
+        listening_since = self._listening_since
+        if listening_since is not None and cached.loaded_at >= listening_since:
+            return age < settings.PROXY_KEY_CACHE_SECONDS
+        return age < self.NOT_LISTENING_SECONDS
 
     async def resolve(self, raw_key: str) -> ResolvedKey | None:
         short_id = key_tenant_short_id(raw_key)
         if short_id is None:
             return None
+        self._listen_in_background()
         digest = hashlib.sha256(raw_key.encode()).hexdigest()
-        generation = await self._generation(short_id)
-        now = time.monotonic()
         cached = self._cache.get(digest)
-        # With Redis unreachable ("?") a cached entry is trusted for a few seconds only.
-        max_age = 5.0 if generation == b"?" else settings.PROXY_KEY_CACHE_SECONDS
-        if cached and (cached[1] == generation or generation == b"?") and now - cached[2] < max_age:
-            resolved: ResolvedKey | None = cached[0]
+        if cached is not None and self._fresh(cached, short_id, time.monotonic()):
+            resolved: ResolvedKey | None = cached.resolved
         else:
             lock = self._locks.setdefault(digest, asyncio.Lock())
             async with lock:
                 cached = self._cache.get(digest)
-                if cached and cached[1] == generation and time.monotonic() - cached[2] < max_age:
-                    resolved = cached[0]
+                if cached is not None and self._fresh(cached, short_id, time.monotonic()):
+                    resolved = cached.resolved
                 else:
-                    resolved = await self._reload(raw_key, short_id, digest, generation)
+                    resolved = await self._reload(raw_key, short_id, digest)
             self._locks.pop(digest, None)
         if resolved is not None and resolved.expires_at and resolved.expires_at <= timezone.now():
             return None
         return resolved
 
-    async def _reload(
-        self, raw_key: str, short_id: str, digest: str, generation: bytes | None
-    ) -> ResolvedKey | None:
+    async def _reload(self, raw_key: str, short_id: str, digest: str) -> ResolvedKey | None:
+        started = time.monotonic()
         try:
             resolved = await sync_to_async(_load, thread_sensitive=False)(raw_key, short_id)
         except KeyCustodyUnavailable as exc:
@@ -184,5 +231,5 @@ class KeyResolver:
             return None
         if len(self._cache) > 50_000:
             self._cache.clear()
-        self._cache[digest] = (resolved, generation, time.monotonic())
+        self._cache[digest] = _Cached(resolved, started)
         return resolved

@@ -26,7 +26,7 @@ from django_tenants.utils import schema_context, schema_exists
 from audit.models import UsageRecord
 from audit.rollups import rollup_apply
 from proxy.alerts import unpriced_model_alert, upstream_key_rejected_notice
-from proxy.budgets.enforcer import settle_exchange
+from proxy.budgets.enforcer import settle_exchanges
 from proxy.gateway.classify import classify_into
 from proxy.gateway.exchange import Exchange
 from proxy.pricing import usage_cost
@@ -256,8 +256,8 @@ def write_batch(exchanges: list[Exchange]) -> None:
             logger.warning(
                 "database refused %d usage records; spooled to %s", len(records), path.name
             )
-        for ex, record in zip(group, records, strict=True):
-            settle_exchange(ex, record.cost_usd)  # budgets: exact cost replaces the reservation
+        # Budgets: exact costs replace the reservations (one Redis round trip per batch).
+        settle_exchanges([(ex, r.cost_usd) for ex, r in zip(group, records, strict=True)])
         _alert(group[0].key.tenant.id if group[0].key else None, records)
     if any(spool_dir().glob("*.jsonl")):
         try:
@@ -349,6 +349,6 @@ def _spool_all(exchanges: list[Exchange]) -> None:
         if ex.key is not None:
             with schema_context(ex.key.tenant.schema_name):
                 by_schema[ex.key.tenant.schema_name].append(build_record(ex))
-            settle_exchange(ex, by_schema[ex.key.tenant.schema_name][-1].cost_usd)
+            settle_exchanges([(ex, by_schema[ex.key.tenant.schema_name][-1].cost_usd)])
     for schema, records in by_schema.items():
         spool_records(schema, records)
