@@ -35,7 +35,7 @@ SEC_ANTHROPIC_KEYS = {
 
 
 @dataclass
-class Gateway_:
+class LiveGateway:
     url: str
     fake: Any
     workspaces: dict[str, Workspace]
@@ -65,7 +65,7 @@ def sec_workspace(slug: str, anthropic_key: str, *, privacy_mode: bool = False) 
 
 
 @pytest.fixture(scope="module")
-def sec_gateway(django_db_setup: None, django_db_blocker: Any) -> Iterator[Gateway_]:
+def sec_gateway(django_db_setup: None, django_db_blocker: Any) -> Iterator[LiveGateway]:
     """A live gateway forwarding to a fake upstream, and workspaces sec-a, sec-b, sec-p."""
     with django_db_blocker.unblock():
         workspaces = {
@@ -78,6 +78,6 @@ def sec_gateway(django_db_setup: None, django_db_blocker: Any) -> Iterator[Gatew
         settings.ANTHROPIC_UPSTREAM_URL = fake.base_url
         try:
             with serve_in_thread(Gateway()) as url:
-                yield Gateway_(url, fake, workspaces)
+                yield LiveGateway(url, fake, workspaces)
         finally:
             settings.ANTHROPIC_UPSTREAM_URL = previous
