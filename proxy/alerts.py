@@ -31,7 +31,7 @@ def unpriced_model_alert(model: str, *, tenant_id: int) -> None:
         first_time = True
     if not first_time:
         return
-    logger.warning("unpriced model seen: %s", model)
+    logger.warning("unpriced model seen: %r", model)  # %r: a model name cannot forge lines
     with schema_context(settings.PUBLIC_SCHEMA_NAME):
         operators = list(
             User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True)

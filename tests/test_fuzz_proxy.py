@@ -9,6 +9,7 @@ request id leaves exactly one usage record (the record writer survives whatever 
 
 import json
 import socket
+import uuid
 from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
@@ -370,3 +371,26 @@ def test_a_deeply_nested_data_line_is_ignored() -> None:
     reader.feed(b"event: message_delta\ndata: " + b'{"a":' * 50_000 + b"\n\n")
     reader.close()
     assert reader.usage == {} or isinstance(reader.usage, dict)
+
+
+def test_a_made_up_model_that_upstream_refuses_alerts_no_operator(probe) -> None:
+    """Only a model Anthropic actually served is an unpriced model worth an operator email; a
+    client's made-up name (answered with an error) must not mail operators or forge log lines."""
+    from tokenscope.lib.redis import get_redis
+
+    model = "made-up-" + uuid.uuid4().hex[:8] + "\r\nforged log line"
+    body = {
+        "model": model,
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": 'hi [[fake:{"fault": "500"}]]'}],
+    }
+    response = probe.send("/v1/messages", json.dumps(body).encode())
+    assert response.status_code == 500  # the fake upstream's own answer, relayed
+    record = wait_record(probe.ws.tenant, response.headers["x-tokenscope-request-id"])
+    assert record.status_code == 500
+    # The writer handles batches in order: once a later record is in, the alert step has run.
+    ok = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    later = probe.send("/v1/messages", json.dumps(ok).encode())
+    wait_record(probe.ws.tenant, later.headers["x-tokenscope-request-id"])
+    probe.all_recorded_once()
+    assert not get_redis().exists(f"ts:unpriced-model:{record.model}")

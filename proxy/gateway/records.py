@@ -271,7 +271,10 @@ def _alert(tenant_id: int | None, records: list[UsageRecord]) -> None:
     if tenant_id is None:
         return
     try:
-        for model in {r.model for r in records if not r.is_priced and r.model}:
+        # Only a model Anthropic served counts: a made-up name answered with an error must
+        # not mail operators (one email per distinct name a client invents).
+        served = {r.model for r in records if not r.is_priced and r.model and r.status_code < 400}
+        for model in served:
             unpriced_model_alert(model, tenant_id=tenant_id)
         if any(r.status_code == 401 and r.upstream_request_id for r in records):
             upstream_key_rejected_notice(tenant_id)
