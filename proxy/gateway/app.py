@@ -465,6 +465,10 @@ class Gateway:
         except UpstreamTransportError:
             raise ProxyError(502, "api_error", "The connection to Anthropic was lost.") from None
         ex.upstream_finished = time.perf_counter()
+        if ex.route.name == "batches_list" and response.status_code == 200 and ex.key is not None:
+            ex.owned_batches = await sync_to_async(_batches_owned, thread_sensitive=False)(
+                ex.key.tenant.schema_name, content
+            )
         content = self._inspect_body(ex, scope, headers, response.status_code, content)
         if ex.route.name == "batches_create" and ex.batch_id and ex.key is not None:
             await sync_to_async(_batch_register, thread_sensitive=False)(ex)
@@ -533,6 +537,12 @@ class Gateway:
         trusted = is_trusted_proxy(peer)
         scheme = forwarded_proto if forwarded_proto and trusted else scope.get("scheme", "http")
         base = f"{scheme}://{_first(headers, 'host')}"
+        if ex.route.name == "batches_list":
+            # Only batches made through this workspace's keys; the cursors stay upstream's.
+            owned = ex.owned_batches or set()
+            payload["data"] = [
+                b for b in payload.get("data") or [] if isinstance(b, dict) and b.get("id") in owned
+            ]
         batches = payload.get("data") if ex.route.name == "batches_list" else [payload]
         for batch in batches or []:
             if isinstance(batch, dict) and batch.get("id") and batch.get("results_url"):
@@ -581,4 +591,18 @@ def _batch_register(ex: Exchange) -> None:
             key_owner_id=ex.key.owner_id,
             request_count=len(ex.body.get("requests") or []),
             created_at=ex.created_at,
+        )
+
+
+def _batches_owned(schema: str, content: bytes) -> set[str]:
+    """Which batches of an upstream list page this tenant made through the proxy."""
+    from proxy.batch_models import ProxyBatch
+
+    try:
+        listed = [b.get("id") for b in json.loads(content).get("data") or [] if isinstance(b, dict)]
+    except (ValueError, RecursionError, AttributeError):
+        return set()
+    with schema_context(schema):
+        return set(
+            ProxyBatch.objects.filter(pk__in=[i for i in listed if i]).values_list("pk", flat=True)
         )

@@ -36,6 +36,7 @@ class Exchange:
     upstream_request_id: str = ""
     client_disconnected: bool = False
     batch_id: str = ""
+    owned_batches: set[str] | None = None
     upstream_started: float | None = None
     upstream_headers_at: float | None = None
     upstream_finished: float | None = None

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import time
 import uuid
 from collections import defaultdict
 from decimal import Decimal
@@ -19,7 +20,15 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.core.exceptions import ValidationError
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 from django_tenants.utils import schema_context, schema_exists
 
@@ -41,6 +50,7 @@ USAGE_INT_FIELDS = (
     "cache_creation_input_tokens",
     "cache_read_input_tokens",
 )
+STALE_CLAIM_SECONDS = 300
 PRICED_KINDS = frozenset({UsageRecord.Kind.MESSAGES, UsageRecord.Kind.BATCH_RESULT})
 
 
@@ -178,10 +188,20 @@ def spool_records(schema: str, records: list[UsageRecord]) -> Path:
 
 
 def spool_drain() -> int:
-    """Write spooled records; safe to repeat (existing ids are skipped). Returns rows written."""
+    """Write spooled records; safe to repeat (existing ids are skipped). Returns rows written.
+
+    While the database is unreachable, files stay for the next drain. A row the database
+    refuses for its content (not for being down) is set aside in `dead/`, for an operator, so it
+    never blocks the records behind it.
+    """
     directory = spool_dir()
     if not directory.exists():
         return 0
+    for stale in directory.glob("*.claimed"):
+        # A drainer that died mid-file left its claim: give the file back after a while.
+        if time.time() - stale.stat().st_mtime > STALE_CLAIM_SECONDS:
+            schema, token = stale.name.split(".")[:2]
+            stale.rename(stale.with_name(f"{schema}.{token}.jsonl"))
     written = 0
     for path in sorted(directory.glob("*.jsonl")):
         # Claim the file first: several processes may drain the same spool.
@@ -191,22 +211,49 @@ def spool_drain() -> int:
         except FileNotFoundError:
             continue
         schema = path.name.split(".", 1)[0]
-        lines = claimed.read_text(encoding="utf-8").splitlines()
-        rows = [json.loads(line) for line in lines if line]
         try:
+            rows = [json.loads(line) for line in claimed.read_text("utf-8").splitlines() if line]
             if not schema_exists(schema):
                 # The tenant is gone (deleted); its records must not be resurrected.
                 logger.warning(
                     "dropping %d spooled records of deleted schema %s", len(rows), schema
                 )
-                claimed.unlink()
-                continue
-            with schema_context(schema):
-                written += _insert_new([_from_spool(row) for row in rows])
-        except DatabaseError:
-            claimed.rename(path)
+            else:
+                with schema_context(schema):
+                    written += _drain_rows(schema, rows)
+        except (OperationalError, InterfaceError):
+            claimed.rename(path)  # the database is down: keep the file for the next drain
             raise
+        except Exception:
+            claimed.rename(path)
+            logger.exception("spool file %s could not be drained; kept", path.name)
+            continue
         claimed.unlink()
+    return written
+
+
+def _drain_rows(schema: str, rows: list[dict[str, Any]]) -> int:
+    try:
+        return _insert_new([_from_spool(row) for row in rows])
+    except (OperationalError, InterfaceError):
+        raise
+    except (DatabaseError, ValueError, TypeError, ValidationError):
+        pass
+    # Some row is refused for its content: write the others one by one, set that one aside.
+    written = 0
+    for row in rows:
+        try:
+            written += _insert_new([_from_spool(row)])
+        except (OperationalError, InterfaceError):
+            raise
+        except (DatabaseError, ValueError, TypeError, ValidationError):
+            dead = spool_dir() / "dead"
+            dead.mkdir(exist_ok=True)
+            with (dead / f"{schema}.jsonl").open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(row) + "\n")
+            logger.error(
+                "spooled usage record %s refused by the database; set aside", row.get("id")
+            )
     return written
 
 

@@ -567,6 +567,8 @@ def test_another_tenants_batch_is_not_found(proxy_url, workspaces):
         other.messages.batches.retrieve(batch.id)
     with pytest.raises(anthropic.NotFoundError):
         other.messages.batches.cancel(batch.id)
+    assert batch.id in [b.id for b in owner.messages.batches.list(limit=1000).data]
+    assert batch.id not in [b.id for b in other.messages.batches.list(limit=1000).data]
 
 
 def test_an_upstream_timeout_gives_504_and_an_unreachable_upstream_502(workspaces, settings):
@@ -615,12 +617,13 @@ def test_records_the_database_refuses_are_spooled_and_written_once_it_is_back(
     schema = ws.tenant.schema_name
     params = connection.get_connection_params()
     client = sdk(proxy_url, ws.key)
-    # A separate connection, outside the test's transaction, makes every insert fail for a while.
+    # A separate connection, outside the test's transaction, makes every insert fail for a while
+    # the way an unavailable server does (SQLSTATE 57P03, cannot_connect_now).
     with psycopg.connect(**params, autocommit=True) as admin:
         admin.execute("SET lock_timeout = '5s'")
         admin.execute(
             f'CREATE FUNCTION "{schema}".refuse() RETURNS trigger LANGUAGE plpgsql AS '
-            "$$ BEGIN RAISE EXCEPTION 'database unavailable'; END $$"
+            "$$ BEGIN RAISE EXCEPTION 'database unavailable' USING ERRCODE = '57P03'; END $$"
         )
         admin.execute(
             f'CREATE TRIGGER refuse BEFORE INSERT ON "{schema}".audit_usagerecord '
@@ -771,8 +774,9 @@ def test_turning_privacy_mode_on_stops_prompt_storage_at_once(proxy_url, workspa
     owner = None
 
     def privacy_on():
-        from accounts.models import User
         from django_tenants.utils import schema_context
+
+        from accounts.models import User
 
         nonlocal owner
         tenant = Tenant.objects.get(pk=ws.tenant.pk)
@@ -793,3 +797,45 @@ def test_turning_privacy_mode_on_stops_prompt_storage_at_once(proxy_url, workspa
         from proxy.services import config_generation_bump
 
         _committed(lambda: config_generation_bump(Tenant.objects.get(pk=ws.tenant.pk)))
+
+
+def test_a_spooled_record_the_database_refuses_is_set_aside_and_the_rest_written(workspaces):
+    import os
+
+    from django.utils import timezone
+    from django_tenants.utils import schema_context
+
+    from proxy.gateway.records import STALE_CLAIM_SECONDS, spool_dir, spool_drain, spool_records
+
+    ws = workspaces["s"]
+    schema = ws.tenant.schema_name
+
+    def record(status_code):
+        return UsageRecord(
+            created_at=timezone.now(),
+            kind="messages",
+            endpoint="POST /v1/messages",
+            model=MODEL,
+            status_code=status_code,
+            project_id=ws.project_id,
+            cost_center_id=ws.cost_center_id,
+            proxy_key_id=ws.key_id,
+        )
+
+    good, bad = record(200), record(70_000)  # beyond the column's range
+    spool_records(schema, [good, bad])
+    orphan = spool_records(schema, [record(201)])  # claimed by a drainer that died
+    claimed = orphan.with_suffix(".999999.claimed")
+    orphan.rename(claimed)
+    old = time.time() - STALE_CLAIM_SECONDS - 10
+    os.utime(claimed, (old, old))
+
+    spool_drain()
+
+    with schema_context(schema):
+        assert UsageRecord.objects.filter(pk=good.pk).exists()
+        assert not UsageRecord.objects.filter(pk=bad.pk).exists()
+        assert UsageRecord.objects.filter(status_code=201, proxy_key_id=ws.key_id).exists()
+    dead = (spool_dir() / "dead" / f"{schema}.jsonl").read_text()
+    assert str(bad.pk) in dead
+    assert not list(spool_dir().glob(f"{schema}.*"))
