@@ -39,6 +39,7 @@ from audit.models.api_tokens import api_token_hash
 from audit.serializers import (
     AuditEventPageSerializer,
     AuditEventSerializer,
+    BudgetSerializer,
     CostCenterSerializer,
     ErrorSerializer,
     ExportCreateSerializer,
@@ -51,7 +52,9 @@ from audit.serializers import (
     UsageRecordSerializer,
 )
 from proxy import services as proxy_services
-from proxy.models import CostCenter, Project, ProxyKey
+from proxy.budgets.selectors import budget_progress_list
+from proxy.budgets.services import budget_create, budget_delete
+from proxy.models import Budget, CostCenter, Project, ProxyKey
 from tenants.models import Tenant
 from tokenscope.lib import errors
 
@@ -475,6 +478,73 @@ class AuditEventListView(TenantAPIView):
         data = AuditEventSerializer(rows, many=True).data
         next_cursor = str(rows[-1].pk) if more and rows else None
         return Response({"results": data, "next": self.next_url(next_cursor)})
+
+
+def _budget_row(progress: Any) -> dict[str, Any]:
+    budget = progress.budget
+    return {
+        "id": budget.pk,
+        "name": budget.name,
+        "scope": budget.scope,
+        "target": None if budget.target_id is None else str(budget.target_id),
+        "amount_usd": budget.amount_usd,
+        "period": budget.period,
+        "thresholds": budget.thresholds,
+        "block": budget.block,
+        "spent_usd": progress.spent,
+        "reserved_usd": progress.reserved,
+        "projected_usd": progress.projected,
+        "period_start": progress.window.start,
+        "resets_at": progress.resets_at,
+    }
+
+
+class BudgetViewSet(_CreateMixin, TenantViewSet):
+    """Budgets with the current period's spend; admins create and delete (audited)."""
+
+    serializer_class = BudgetSerializer
+    queryset = Budget.objects.all()
+
+    def _rows(self) -> list[dict[str, Any]]:
+        return [_budget_row(p) for p in budget_progress_list(_tenant())]
+
+    @extend_schema(responses={200: BudgetSerializer(many=True), **ERRORS})
+    def list(self, request: Request) -> Response:
+        return Response(BudgetSerializer(self._rows(), many=True).data)
+
+    @extend_schema(responses={200: BudgetSerializer, **ERRORS})
+    def retrieve(self, request: Request, pk: str) -> Response:
+        wanted = _int(pk)
+        row = next((r for r in self._rows() if r["id"] == wanted), None)
+        if row is None:
+            raise Http404
+        return Response(BudgetSerializer(row).data)
+
+    @extend_schema(request=BudgetSerializer, responses={201: BudgetSerializer, **ERRORS})
+    def create(self, request: Request) -> Response:
+        s = BudgetSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        data = s.validated_data
+        budget = budget_create(
+            self.actor,
+            tenant=_tenant(),
+            name=data["name"],
+            scope=data["scope"],
+            amount_usd=data["amount_usd"],
+            period=data["period"],
+            target=data.get("target"),
+            thresholds=data.get("thresholds"),
+            block=data.get("block", False),
+            request=self.django_request,
+        )
+        row = next(r for r in self._rows() if r["id"] == budget.pk)
+        return Response(BudgetSerializer(row).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None, **ERRORS})
+    def destroy(self, request: Request, pk: str) -> Response:
+        budget = get_object_or_404(Budget, pk=_int(pk))
+        budget_delete(self.actor, tenant=_tenant(), budget=budget, request=self.django_request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class AuditEventViewSet(TenantViewSet):

@@ -212,3 +212,29 @@ class ExportCreateSerializer(serializers.Serializer):
     filters = serializers.DictField(
         child=serializers.CharField(allow_blank=True, max_length=200), required=False
     )
+
+
+class BudgetSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(max_length=120)
+    scope = serializers.ChoiceField(choices=["tenant", "project", "cost_center", "key", "user"])
+    target = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="Id of the project, cost center, proxy key or user the budget is on.",
+    )
+    amount_usd = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
+    period = serializers.ChoiceField(choices=["day", "week", "month"])
+    thresholds = serializers.ListField(child=serializers.IntegerField(), required=False)
+    block = serializers.BooleanField(default=False)
+    spent_usd = serializers.DecimalField(
+        max_digits=24, decimal_places=12, read_only=True, coerce_to_string=True
+    )
+    reserved_usd = serializers.DecimalField(
+        max_digits=24, decimal_places=12, read_only=True, coerce_to_string=True
+    )
+    projected_usd = serializers.DecimalField(
+        max_digits=24, decimal_places=2, read_only=True, coerce_to_string=True
+    )
+    period_start = serializers.DateTimeField(read_only=True)
+    resets_at = serializers.DateTimeField(read_only=True)

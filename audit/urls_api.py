@@ -10,6 +10,7 @@ router.register("usage", api.UsageRecordViewSet, basename="api-usage")
 router.register("projects", api.ProjectViewSet, basename="api-project")
 router.register("cost-centers", api.CostCenterViewSet, basename="api-cost-center")
 router.register("proxy-keys", api.ProxyKeyViewSet, basename="api-proxy-key")
+router.register("budgets", api.BudgetViewSet, basename="api-budget")
 router.register("audit-events", api.AuditEventViewSet, basename="api-audit-event")
 router.register("exports", api.ExportViewSet, basename="api-export")
 

@@ -365,3 +365,59 @@ def test_usage_records_carry_detectors_and_the_review_flag_and_filter_by_it(tena
     assert page.status_code == 200
     assert str(flagged.pk) in page.content.decode()
     assert str(usage["records"][0].pk) not in page.content.decode()
+
+
+def test_budgets_are_listed_with_spend_and_admins_create_and_delete_them(tenant_a, usage):
+    from proxy.models import Budget
+
+    admin = make_user(tenant_a, Role.ADMIN)
+    writer = api(tenant_a, admin, scope="write")
+    project = usage["project"]
+
+    created = writer.post(
+        "/api/v1/budgets/",
+        {
+            "name": "Support monthly",
+            "scope": "project",
+            "target": str(project.pk),
+            "amount_usd": "250.00",
+            "period": "month",
+            "block": True,
+        },
+        content_type="application/json",
+    )
+    listed = api(tenant_a, make_user(tenant_a, Role.VIEWER)).get("/api/v1/budgets/")
+
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["amount_usd"] == "250.00"
+    assert body["scope"] == "project"
+    assert body["target"] == str(project.pk)
+    assert body["block"] is True
+    assert body["spent_usd"] is not None
+    assert [b["name"] for b in listed.json()] == ["Support monthly"]
+    with in_tenant(tenant_a):
+        assert AuditEvent.objects.filter(action="budget.created").exists()
+    assert writer.delete(f"/api/v1/budgets/{body['id']}/").status_code == 204
+    with in_tenant(tenant_a):
+        assert not Budget.objects.exists()
+
+
+def test_members_cannot_create_budgets_and_other_tenants_budgets_are_not_found(tenant_a, tenant_b):
+    from proxy.budgets.services import budget_create
+
+    with in_tenant(tenant_b):
+        theirs = budget_create(
+            None, tenant=tenant_b, name="B's", scope="tenant", amount_usd="10", period="day"
+        )
+    member = api(tenant_a, make_user(tenant_a, Role.MEMBER), scope="write")
+
+    refused = member.post(
+        "/api/v1/budgets/",
+        {"name": "x", "scope": "tenant", "amount_usd": "1.00", "period": "day"},
+        content_type="application/json",
+    )
+
+    assert refused.status_code == 403
+    assert api(tenant_a).get(f"/api/v1/budgets/{theirs.pk}/").status_code == 404
+    assert api(tenant_a, scope="write").delete(f"/api/v1/budgets/{theirs.pk}/").status_code == 404
