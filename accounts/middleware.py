@@ -12,7 +12,8 @@ MFA_EXEMPT_PREFIXES = ("/accounts/", "/static/")
 
 
 class TenantAccessMiddleware:
-    """Refuses tenant hosts of suspended tenants and of other regions; enforces tenant MFA."""
+    """Refuses tenant hosts of suspended tenants and of other regions; enforces tenant MFA, and
+    MFA for operators on the admin site (OPERATOR_MFA_REQUIRED)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -20,6 +21,15 @@ class TenantAccessMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         tenant: Tenant = request.tenant  # type: ignore[attr-defined]
         if tenant.schema_name == settings.PUBLIC_SCHEMA_NAME:
+            user = request.user
+            if (
+                settings.OPERATOR_MFA_REQUIRED
+                and request.path.startswith("/admin/")
+                and user.is_authenticated
+                and user.is_staff
+                and not _has_totp(user)
+            ):
+                return redirect(reverse("mfa_activate_totp"))
             return self.get_response(request)
         if tenant.region != settings.REGION:
             return render(

@@ -254,6 +254,7 @@ PARAMETERS: dict[str, str] = {
     "api-cost-center-detail/pk": "cost_center",
     "api-proxy-key-detail/pk": "proxy_key",
     "api-proxy-key-revoke/pk": "proxy_key",
+    "api-budget-detail/pk": "budget",
     "api-audit-event-detail/pk": "audit_event",
     "api-export-detail/pk": "export",
     # No tenant object behind these: guessed values only.

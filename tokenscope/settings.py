@@ -211,6 +211,9 @@ ACCOUNT_RATE_LIMITS = {
     "signup": "20/m/ip",
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Operators must set up TOTP before the admin site opens (ASVS 4.3.1). Tests of admin pages that
+# are not about MFA turn it off; a test with it on proves the rule.
+OPERATOR_MFA_REQUIRED = env_bool("OPERATOR_MFA_REQUIRED", default=not TESTING)
 MFA_TOTP_ISSUER = "AI TokenScope"
 
 SESSION_COOKIE_AGE = 12 * 60 * 60

@@ -106,3 +106,29 @@ def test_a_tenant_can_require_mfa_for_owners_and_admins(tenant_a):
     assert admin_page.status_code == 302
     assert admin_page["Location"] == "/accounts/2fa/totp/activate/"
     assert member_page.status_code == 200
+
+
+@pytest.mark.django_db
+def test_operators_sign_in_through_allauth_and_need_totp_for_the_admin(public_client, settings):
+    from allauth.mfa.totp.internal.auth import TOTP
+    from django_tenants.utils import schema_context
+
+    from accounts.models import User
+
+    settings.OPERATOR_MFA_REQUIRED = True
+    with schema_context("public"):
+        operator = User.objects.create_superuser("ops@aitokenscope.example.com", PASSWORD)
+
+    anonymous = public_client.get("/admin/login/")
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith("/accounts/login/")
+
+    with schema_context("public"):
+        public_client.force_login(operator)
+    without_totp = public_client.get("/admin/")
+    assert without_totp.status_code == 302
+    assert without_totp["Location"] == "/accounts/2fa/totp/activate/"
+
+    with schema_context("public"):
+        TOTP.activate(operator, "JBSWY3DPEHPK3PXP")
+    assert public_client.get("/admin/").status_code == 200

@@ -3,6 +3,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django_tenants.utils import schema_context
 
@@ -91,8 +92,11 @@ class Command(JsonCommand):
         _workspace(tenant, credentials, options["anthropic_key"] or FAKE_ANTHROPIC_KEY)
         with schema_context("public"):
             if not User.objects.filter(email=credentials["operator_email"]).exists():
-                User.objects.create_superuser(
+                operator = User.objects.create_superuser(
                     credentials["operator_email"], credentials["operator_password"]
+                )
+                EmailAddress.objects.create(
+                    user=operator, email=operator.email, primary=True, verified=True
                 )
         _save(credentials)
         return {"slug": tenant.slug, "host": tenant_host(tenant), **credentials}
