@@ -1,19 +1,31 @@
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
+from datetime import timedelta
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.conf import settings
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
 from accounts.models import Role, User
-from conftest import in_tenant
+from audit.exports import export_path
+from audit.models import ExportJob
+from audit.tasks import export_run
+from audit.tests.insight_factory import record, workspace, write
+from conftest import PASSWORD, in_tenant
 from tenants.checks import check_tenant_schemas
 from tenants.models import Tenant
+from tenants.services import tenant_create
 from tenants.tasks import tenant_heartbeat
 from tokenscope.celery import app
 
@@ -164,3 +176,125 @@ def test_beat_sends_public_jobs_once_and_tenant_jobs_to_every_tenant(tenants_ab,
     assert schemas.count("public") == 1
     assert len(schemas) == 1 + customers
     assert {"t_tenant_a", "t_tenant_b"} <= set(schemas)
+
+
+# A Celery worker killed in the middle of a task: the task is delivered again (acks_late) and
+# its effect happens once.
+ROWS = 30_000
+
+
+def _worker(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tokenscope",
+            "worker",
+            "--pool",
+            "solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "warning",
+        ],
+        env=env,
+        cwd=Path(settings.BASE_DIR),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _status(tenant: Tenant, job_id: object) -> str:
+    with in_tenant(tenant):
+        return ExportJob.objects.get(pk=job_id).status
+
+
+def _wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _committed(work):
+    """Run `work` on a connection of its own, so what it writes is committed for the worker."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except Exception as exc:
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _export_fixture() -> tuple[Tenant, ExportJob]:
+    tenant = Tenant.objects.filter(slug="worker-fault").first() or tenant_create(
+        name="Worker fault",
+        slug="worker-fault",
+        owner_email="owner@worker-fault.example.com",
+        owner_password=PASSWORD,
+        owner_email_verified=True,
+    )
+    _, _, key = workspace(tenant, "W")
+    now = timezone.now()
+    write(tenant, [record(key, at=now - timedelta(seconds=i + 60)) for i in range(ROWS)])
+    with in_tenant(tenant):
+        owner = User.objects.get(role=Role.OWNER)
+        job = ExportJob.objects.create(
+            kind="usage", format="csv", filters={"proxy_key": str(key.pk)}, created_by=owner
+        )
+    return tenant, job
+
+
+@pytest.mark.django_db
+def test_a_task_whose_worker_is_killed_runs_again_and_has_its_effect_once():
+    tenant, job = _committed(_export_fixture)
+    database = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:"
+        f"{database['PORT'] or 5432}/{database['NAME']}",
+        "TOKENSCOPE_TESTING": "1",
+        "CELERY_VISIBILITY_TIMEOUT": "3",
+        "DJANGO_SETTINGS_MODULE": "tokenscope.settings",
+    }
+    first = _worker(env)
+    try:
+        with in_tenant(tenant):
+            export_run.delay(str(job.pk))
+        started = _wait_for(lambda: _status(tenant, job.pk) == ExportJob.Status.RUNNING, 60)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        assert started, "the first worker never started the export"
+        assert _status(tenant, job.pk) == ExportJob.Status.RUNNING  # killed mid-task
+
+        second = _worker(env)
+        try:
+            done = _wait_for(lambda: _status(tenant, job.pk) == ExportJob.Status.DONE, 90)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(20)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert done, "the task was not delivered again after its worker died"
+    with in_tenant(tenant):
+        job.refresh_from_db()
+        path = export_path(job)
+    assert job.row_count == ROWS
+    assert path.read_bytes().count(b"\n") == ROWS + 1  # the header and every row, once
+    assert not path.with_suffix(".part").exists()
