@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,8 @@ def purge_child(args: argparse.Namespace) -> None:
     def on_batch(deleted: int, seconds: float) -> None:
         line = {"t_ns": time.perf_counter_ns(), "n": deleted, "s": round(seconds, 6)}
         print(json.dumps(line), flush=True)
+        if args.pause_ms:
+            time.sleep(args.pause_ms / 1000)  # a throttle the purge does not have (yet)
         if time.monotonic() > deadline:
             raise StopPurge  # the batch is committed already; stop at the time cap
 
@@ -164,6 +167,7 @@ def stats(rows: list, start_ns: int, end_ns: int) -> dict[str, Any]:
         "requests": len(window),
         "rps": round(len(window) / secs, 1) if secs else 0,
         "errors": len(window) - len(ok),
+        "error_statuses": dict(Counter(r[2] for r in window if r[2] != 200)),
         "overhead_p50_ms": round(percentile(ovh, 50), 3),
         "overhead_p99_ms": round(percentile(ovh, 99), 3),
         "overhead_max_ms": round(max(ovh), 3) if ovh else None,
@@ -173,11 +177,14 @@ def stats(rows: list, start_ns: int, end_ns: int) -> dict[str, Any]:
     }
 
 
-def start_purge(cutoff: datetime, batch: int, max_seconds: float) -> subprocess.Popen:
+def start_purge(
+    cutoff: datetime, batch: int, max_seconds: float, pause_ms: float
+) -> subprocess.Popen:
     env = server_env(DATABASE_URL=PURGE_DB_URL)
     args = [
         str(PY), str(Path(__file__).resolve()), "purge", "--cutoff", cutoff.isoformat(),
         "--batch", str(batch), "--max-seconds", str(max_seconds), "--schema", PURGE_SCHEMA,
+        "--pause-ms", str(pause_ms),
     ]  # fmt: skip
     return subprocess.Popen(
         args, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
@@ -201,7 +208,7 @@ async def run(args: argparse.Namespace, port: int, key: str, cutoff: datetime) -
     print(
         f"purge: rows with created_at < {cutoff.isoformat()} (batch {args.batch}) ...", flush=True
     )
-    child = start_purge(cutoff, args.batch, args.max_purge)
+    child = start_purge(cutoff, args.batch, args.max_purge, args.pause_ms)
     events: list[dict] = []
 
     def read() -> None:
@@ -258,6 +265,7 @@ async def run(args: argparse.Namespace, port: int, key: str, cutoff: datetime) -
             "baseline_s": args.baseline,
             "after_s": args.after,
             "max_purge_s": args.max_purge,
+            "pause_ms": args.pause_ms,
         },
         "baseline": baseline,
         "during_purge": during,
@@ -282,6 +290,7 @@ def main() -> None:
         child.add_argument("--batch", type=int, default=5000)
         child.add_argument("--max-seconds", type=float, default=600)
         child.add_argument("--schema", default=PURGE_SCHEMA)
+        child.add_argument("--pause-ms", type=float, default=0.0)
         purge_child(child.parse_args())
         return
     parser = argparse.ArgumentParser(
@@ -294,6 +303,9 @@ def main() -> None:
     parser.add_argument("--max-purge", type=float, default=600.0, help="purge time cap, seconds")
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--upstream-delay-ms", type=int, default=50)
+    parser.add_argument(
+        "--pause-ms", type=float, default=0.0, help="sleep between purge batches (0: as shipped)"
+    )
     parser.add_argument(
         "--keep-hours", type=float, default=6.0, help="keep the newest N hours of records"
     )
