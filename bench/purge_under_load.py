@@ -81,15 +81,18 @@ def purge_child(args: argparse.Namespace) -> None:
     def on_batch(deleted: int, seconds: float) -> None:
         line = {"t_ns": time.perf_counter_ns(), "n": deleted, "s": round(seconds, 6)}
         print(json.dumps(line), flush=True)
-        if args.pause_ms:
-            time.sleep(args.pause_ms / 1000)  # a throttle the purge does not have (yet)
         if time.monotonic() > deadline:
             raise StopPurge  # the batch is committed already; stop at the time cap
 
     with schema_context(args.schema):
         try:
             total = delete_before(
-                UsageRecord, "created_at", cutoff, batch=args.batch, on_batch=on_batch
+                UsageRecord,
+                "created_at",
+                cutoff,
+                batch=args.batch,
+                on_batch=on_batch,
+                yield_ratio=args.yield_ratio,
             )
             done = True
         except StopPurge:
@@ -178,13 +181,13 @@ def stats(rows: list, start_ns: int, end_ns: int) -> dict[str, Any]:
 
 
 def start_purge(
-    cutoff: datetime, batch: int, max_seconds: float, pause_ms: float
+    cutoff: datetime, batch: int, max_seconds: float, yield_ratio: float
 ) -> subprocess.Popen:
     env = server_env(DATABASE_URL=PURGE_DB_URL)
     args = [
         str(PY), str(Path(__file__).resolve()), "purge", "--cutoff", cutoff.isoformat(),
         "--batch", str(batch), "--max-seconds", str(max_seconds), "--schema", PURGE_SCHEMA,
-        "--pause-ms", str(pause_ms),
+        "--yield-ratio", str(yield_ratio),
     ]  # fmt: skip
     return subprocess.Popen(
         args, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
@@ -208,7 +211,7 @@ async def run(args: argparse.Namespace, port: int, key: str, cutoff: datetime) -
     print(
         f"purge: rows with created_at < {cutoff.isoformat()} (batch {args.batch}) ...", flush=True
     )
-    child = start_purge(cutoff, args.batch, args.max_purge, args.pause_ms)
+    child = start_purge(cutoff, args.batch, args.max_purge, args.yield_ratio)
     events: list[dict] = []
 
     def read() -> None:
@@ -265,7 +268,7 @@ async def run(args: argparse.Namespace, port: int, key: str, cutoff: datetime) -
             "baseline_s": args.baseline,
             "after_s": args.after,
             "max_purge_s": args.max_purge,
-            "pause_ms": args.pause_ms,
+            "yield_ratio": args.yield_ratio,
         },
         "baseline": baseline,
         "during_purge": during,
@@ -290,7 +293,7 @@ def main() -> None:
         child.add_argument("--batch", type=int, default=5000)
         child.add_argument("--max-seconds", type=float, default=600)
         child.add_argument("--schema", default=PURGE_SCHEMA)
-        child.add_argument("--pause-ms", type=float, default=0.0)
+        child.add_argument("--yield-ratio", type=float, default=1.0)
         purge_child(child.parse_args())
         return
     parser = argparse.ArgumentParser(
@@ -304,7 +307,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--upstream-delay-ms", type=int, default=50)
     parser.add_argument(
-        "--pause-ms", type=float, default=0.0, help="sleep between purge batches (0: as shipped)"
+        "--yield-ratio",
+        type=float,
+        default=1.0,
+        help="rest after each batch, as a multiple of its duration (1.0: as shipped; 0: none)",
     )
     parser.add_argument(
         "--keep-hours", type=float, default=6.0, help="keep the newest N hours of records"
