@@ -1,13 +1,14 @@
 """Shared fixtures: two tenants (A and B) made once per session, users of each role, clients."""
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from allauth.account.models import EmailAddress
 from django.core.cache import cache
-from django.db import connection
+from django.db import close_old_connections, connection
 from django.test import Client
 from django_tenants.utils import schema_context
 
@@ -73,6 +74,21 @@ def tenant_b(tenants_ab: dict, db: None) -> Tenant:
 def in_tenant(tenant: Tenant) -> Iterator[None]:
     with schema_context(tenant.schema_name):
         yield
+
+
+def run_committed(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run `fn` on a database connection of its own, so its writes (and on-commit hooks) are
+    committed where servers under test and workers in other threads or processes see them."""
+
+    def run() -> Any:
+        close_old_connections()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
 
 
 def make_user(tenant: Tenant, role: str = Role.MEMBER, email: str | None = None) -> User:

@@ -7,7 +7,6 @@ threads), in a tenant of their own so no other test sees them.
 import asyncio
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -16,13 +15,13 @@ import pytest
 import redis
 from django.conf import settings
 from django.core import mail
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from audit.models import UsageRecord
-from conftest import PASSWORD
+from conftest import PASSWORD, run_committed
 from proxy.budget_models import Budget, BudgetAlert, Notification
 from proxy.budgets.estimator import message_worst_case
 from proxy.budgets.periods import period_window
@@ -64,20 +63,6 @@ def bud(tenants_ab, django_db_blocker) -> Workspace:
 pytestmark = pytest.mark.django_db
 
 
-def commit(fn, *args, **kwargs):
-    """Run `fn` on a connection of its own so that its writes are committed for the gateway."""
-
-    def run():
-        close_old_connections()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result()
-
-
 def _clean(schema: str) -> None:
     with schema_context(schema), transaction.atomic():
         # Lock first so that an alert the record writer inserts right now is deleted too.
@@ -105,7 +90,7 @@ def committed(bud):
     """Every budget and notification of tenant-bud is removed after the test."""
     yield
     _records_quiet(bud.tenant.schema_name)
-    commit(_clean, bud.tenant.schema_name)
+    run_committed(_clean, bud.tenant.schema_name)
 
 
 def _workspace_of(tenant: Tenant) -> Workspace:
@@ -197,11 +182,11 @@ def make_budget(ws: Workspace, **options) -> Budget:
         with schema_context(ws.tenant.schema_name):
             return budget_create(None, tenant=ws.tenant, **options)
 
-    return commit(create)
+    return run_committed(create)
 
 
 def test_a_hundred_concurrent_requests_never_overspend_a_blocking_budget(proxy_url, bud, committed):
-    raw_key = commit(extra_key, bud, name="concurrency")
+    raw_key = run_committed(extra_key, bud, name="concurrency")
     key_id = key_id_of(bud, raw_key)
     raw = body_for("Classify this ticket.", max_tokens=1000, output_tokens=500, delay_ms=1500)
     worst = worst_of(raw)
@@ -256,7 +241,7 @@ def test_a_hundred_concurrent_requests_never_overspend_a_blocking_budget(proxy_u
 
 
 def test_a_budget_created_mid_period_counts_the_earlier_spend(proxy_url, bud, committed):
-    raw_key = commit(extra_key, bud, name="mid-period")
+    raw_key = run_committed(extra_key, bud, name="mid-period")
     key_id = key_id_of(bud, raw_key)
     raw = body_for("Earlier work.", max_tokens=400, output_tokens=400)
     for _ in range(3):
@@ -287,7 +272,7 @@ def _records(ws: Workspace, key_id) -> list[UsageRecord]:
 
 
 def test_enforcement_stays_exact_after_redis_is_flushed_mid_period(proxy_url, bud, committed):
-    raw_key = commit(extra_key, bud, name="flush")
+    raw_key = run_committed(extra_key, bud, name="flush")
     key_id = key_id_of(bud, raw_key)
     raw = body_for("Flush me.", max_tokens=300, output_tokens=300)
     worst = worst_of(raw)
@@ -317,8 +302,8 @@ def test_enforcement_stays_exact_after_redis_is_flushed_mid_period(proxy_url, bu
 def test_with_redis_unreachable_blocking_budgets_refuse_and_alert_only_budgets_pass(
     proxy_url, bud, committed
 ):
-    soft_key = commit(extra_key, bud, name="redis-down-soft")
-    hard_key = commit(extra_key, bud, name="redis-down-hard")
+    soft_key = run_committed(extra_key, bud, name="redis-down-soft")
+    hard_key = run_committed(extra_key, bud, name="redis-down-hard")
     raw = body_for("Is Redis there?", max_tokens=50, output_tokens=10)
     for name, raw_key, block in (("Soft", soft_key, False), ("Hard", hard_key, True)):
         make_budget(
@@ -355,7 +340,7 @@ def test_with_redis_unreachable_blocking_budgets_refuse_and_alert_only_budgets_p
 
 
 def test_each_threshold_email_goes_out_once_when_many_requests_cross_it(proxy_url, bud, committed):
-    raw_key = commit(extra_key, bud, name="alerts")
+    raw_key = run_committed(extra_key, bud, name="alerts")
     key_id = key_id_of(bud, raw_key)
     raw = body_for("Alert me.", max_tokens=200, output_tokens=200)
     # 20 calls of 200 output tokens at $15/M cost 0.06 plus input: every threshold is crossed.
@@ -395,7 +380,7 @@ def test_each_threshold_email_goes_out_once_when_many_requests_cross_it(proxy_ur
 
 
 def test_a_proxy_keys_request_rate_limit_answers_429_with_retry_after(proxy_url, bud, committed):
-    raw_key = commit(extra_key, bud, name="rpm", rpm_limit=2)
+    raw_key = run_committed(extra_key, bud, name="rpm", rpm_limit=2)
     raw = body_for("Quick one.", max_tokens=10, output_tokens=5)
 
     statuses = [post_one(proxy_url, raw_key, raw) for _ in range(3)]
@@ -416,7 +401,7 @@ def test_the_plans_monthly_request_allowance_is_enforced_with_the_same_counters(
 ):
     from tenants.models import Plan
 
-    raw_key = commit(extra_key, bud, name="plan")
+    raw_key = run_committed(extra_key, bud, name="plan")
     raw = body_for("Plan me.", max_tokens=10, output_tokens=5)
     month = period_window("month", timezone.now(), bud.tenant.time_zone)
 
@@ -439,12 +424,12 @@ def test_the_plans_monthly_request_allowance_is_enforced_with_the_same_counters(
         client.delete(f"ts:plan:{bud.tenant.schema_name}:{month.key}")
 
     free = Tenant.objects.get(pk=bud.tenant.pk).plan_id
-    commit(use_plan, None)
+    run_committed(use_plan, None)
     try:
         first = post_one(proxy_url, raw_key, raw)
         second = post_one(proxy_url, raw_key, raw)
     finally:
-        commit(lambda: Tenant.objects.filter(pk=bud.tenant.pk).update(plan_id=free))
+        run_committed(lambda: Tenant.objects.filter(pk=bud.tenant.pk).update(plan_id=free))
         budget_redis_bump()
 
     assert first.status_code == 200, first.text
@@ -457,7 +442,7 @@ def test_the_plans_monthly_request_allowance_is_enforced_with_the_same_counters(
 def test_every_applicable_budget_is_checked_and_a_refusal_reserves_nothing(
     proxy_url, bud, committed
 ):
-    raw_key = commit(extra_key, bud, name="several")
+    raw_key = run_committed(extra_key, bud, name="several")
     key_id = key_id_of(bud, raw_key)
     raw = body_for("Several budgets.", max_tokens=100, output_tokens=100)
     worst = worst_of(raw)

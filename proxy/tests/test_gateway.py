@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from audit.models import UsageRecord
+from conftest import run_committed
 from proxy.fake_upstream.server import running_fake_upstream
 from proxy.tests.gateway_support import ANTHROPIC_KEY_A, record_count, wait_record
 
@@ -715,28 +716,6 @@ def test_the_client_ip_comes_from_x_forwarded_for_only_behind_a_trusted_proxy(
     assert trusted.ip_address == "203.0.113.9"
 
 
-def _committed(work):
-    """Run `work` on a connection of its own, so it commits (and its on-commit hooks run)."""
-    import threading
-
-    from django.db import connection as thread_connection
-
-    errors = []
-
-    def run():
-        try:
-            work()
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            thread_connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    assert not errors, errors
-
-
 def test_a_revoked_key_is_refused_at_once_by_a_proxy_that_cached_it(proxy_url, workspaces):
     from django_tenants.utils import schema_context
 
@@ -746,7 +725,7 @@ def test_a_revoked_key_is_refused_at_once_by_a_proxy_that_cached_it(proxy_url, w
 
     ws = workspaces["s"]
     holder = {}
-    _committed(lambda: holder.update(key=extra_key(ws, name="to revoke")))
+    run_committed(lambda: holder.update(key=extra_key(ws, name="to revoke")))
     client = sdk(proxy_url, holder["key"])
     client.messages.create(model=MODEL, max_tokens=5, messages=ask())  # now cached
 
@@ -755,7 +734,7 @@ def test_a_revoked_key_is_refused_at_once_by_a_proxy_that_cached_it(proxy_url, w
             row = ProxyKey.objects.get(name="to revoke")
             proxy_key_revoke(None, tenant=ws.tenant, proxy_key=row)
 
-    _committed(revoke)
+    run_committed(revoke)
     time.sleep(0.2)  # the change notice crosses Redis pub/sub
 
     with pytest.raises(anthropic.AuthenticationError):
@@ -785,7 +764,7 @@ def test_turning_privacy_mode_on_stops_prompt_storage_at_once(proxy_url, workspa
             tenant_settings_update(tenant, actor=owner, privacy_mode=True)
 
     try:
-        _committed(privacy_on)
+        run_committed(privacy_on)
         time.sleep(0.2)
         after = client.messages.with_raw_response.create(
             model=MODEL, max_tokens=5, messages=ask("Remember the secret plan.")
@@ -793,10 +772,10 @@ def test_turning_privacy_mode_on_stops_prompt_storage_at_once(proxy_url, workspa
         assert wait_record(ws.tenant, before.headers["x-tokenscope-request-id"]).prompt_text
         assert wait_record(ws.tenant, after.headers["x-tokenscope-request-id"]).prompt_text is None
     finally:
-        _committed(lambda: Tenant.objects.filter(pk=ws.tenant.pk).update(privacy_mode=False))
+        run_committed(lambda: Tenant.objects.filter(pk=ws.tenant.pk).update(privacy_mode=False))
         from proxy.services import config_generation_bump
 
-        _committed(lambda: config_generation_bump(Tenant.objects.get(pk=ws.tenant.pk)))
+        run_committed(lambda: config_generation_bump(Tenant.objects.get(pk=ws.tenant.pk)))
 
 
 def test_a_spooled_record_the_database_refuses_is_set_aside_and_the_rest_written(workspaces):

@@ -3,7 +3,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import timedelta
 from io import StringIO
@@ -22,7 +21,7 @@ from audit.exports import export_path
 from audit.models import ExportJob
 from audit.tasks import export_run
 from audit.tests.insight_factory import record, workspace, write
-from conftest import PASSWORD, in_tenant
+from conftest import PASSWORD, in_tenant, run_committed
 from tenants.checks import check_tenant_schemas
 from tenants.models import Tenant
 from tenants.services import tenant_create
@@ -221,26 +220,6 @@ def _wait_for(predicate, timeout: float) -> bool:
     return False
 
 
-def _committed(work):
-    """Run `work` on a connection of its own, so what it writes is committed for the worker."""
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = work()
-        except Exception as exc:
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 def _export_fixture() -> tuple[Tenant, ExportJob]:
     tenant = Tenant.objects.filter(slug="worker-fault").first() or tenant_create(
         name="Worker fault",
@@ -262,7 +241,7 @@ def _export_fixture() -> tuple[Tenant, ExportJob]:
 
 @pytest.mark.django_db
 def test_a_task_whose_worker_is_killed_runs_again_and_has_its_effect_once():
-    tenant, job = _committed(_export_fixture)
+    tenant, job = run_committed(_export_fixture)
     database = connection.settings_dict
     env = {
         **os.environ,
