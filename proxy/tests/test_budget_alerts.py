@@ -11,6 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from conftest import run_committed
 from proxy.budget_models import BudgetAlert, Notification, SpendSettings
 from proxy.budgets.alerts import budget_threshold_alerts, notice_send
 from proxy.budgets.enforcer import BudgetEnforcer, Counter, budget_counter_key
@@ -24,7 +25,6 @@ pytestmark = pytest.mark.django_db
 
 bud = gateway_tests.bud
 committed = gateway_tests.committed
-commit = gateway_tests.commit
 make_budget = gateway_tests.make_budget
 
 
@@ -89,8 +89,12 @@ def test_an_operational_notice_reaches_admins_once_an_hour(bud, committed):
         cache.delete("notice:unpriced_model")
     mail.outbox.clear()
 
-    first = commit(notice_send, bud.tenant, "unpriced_model", "Model claude-x has no price yet.")
-    second = commit(notice_send, bud.tenant, "unpriced_model", "Model claude-x has no price yet.")
+    first = run_committed(
+        notice_send, bud.tenant, "unpriced_model", "Model claude-x has no price yet."
+    )
+    second = run_committed(
+        notice_send, bud.tenant, "unpriced_model", "Model claude-x has no price yet."
+    )
 
     assert (first, second) == (True, False)
     assert len(mail.outbox) == 1
@@ -127,9 +131,9 @@ def test_the_webhook_posts_slack_compatible_json_without_secrets(bud, committed)
                 SpendSettings.objects.all().delete()
 
     with serve_in_thread(receiver) as url:
-        refused = commit(post, url)  # 127.0.0.1: our own network
+        refused = run_committed(post, url)  # 127.0.0.1: our own network
         with override_settings(BUDGET_WEBHOOK_ALLOW_PRIVATE=True):
-            status = commit(post, url)
+            status = run_committed(post, url)
 
     assert refused == 0
     assert status == 200
