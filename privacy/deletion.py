@@ -19,7 +19,7 @@ from privacy.adapters import TENANT_PURGE_HOOKS, subscription_cancel
 from privacy.models import ScheduledDeletion, TenantTombstone, hash_token, new_token
 from privacy.selectors import tenant_owner_emails
 from privacy.services import public_url
-from proxy.services import config_generation_bump
+from proxy.services import config_changed_notify
 from tenants.models import Tenant
 from tokenscope.lib.errors import DomainError, NotFound
 
@@ -62,7 +62,7 @@ def tenant_deletion_request(
     with transaction.atomic():
         tenant.status = Tenant.Status.DELETING
         tenant.save(update_fields=["status"])
-        config_generation_bump(tenant)  # proxies refuse the tenant's keys at once
+        config_changed_notify(tenant)  # proxies refuse the tenant's keys at once
         deletion = ScheduledDeletion.objects.create(
             tenant=tenant,
             tenant_short_id=tenant.short_id,
@@ -139,7 +139,7 @@ def tenant_deletion_cancel(token: str, *, email: str, password: str) -> Tenant:
         if not claimed:
             raise NotFound("This deletion is no longer pending.")
         Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.ACTIVE)
-        config_generation_bump(tenant)
+        config_changed_notify(tenant)
         with schema_context(tenant.schema_name):
             audit_event_record(
                 owner,

@@ -14,8 +14,6 @@ from proxy.models import (
     proxy_key_hash,
     proxy_key_tenant_short_id,
 )
-from tenants.models import Tenant
-from tokenscope.lib.redis import get_redis
 
 
 def anthropic_credential_for(project_id: int | None) -> AnthropicCredential | None:
@@ -70,12 +68,6 @@ def project_list(*, include_archived: bool = True) -> QuerySet[Project]:
 def cost_center_list(*, include_archived: bool = True) -> QuerySet[CostCenter]:
     centers = CostCenter.objects.all()
     return centers if include_archived else centers.filter(archived_at__isnull=True)
-
-
-def config_generation(tenant: Tenant) -> int:
-    """The tenant's config generation; proxies drop cached lookups when it changes."""
-    value = get_redis().get(f"ts:config-gen:{tenant.short_id}")
-    return int(value) if value else 0
 
 
 def proxy_base_url() -> str:

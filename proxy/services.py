@@ -48,30 +48,22 @@ logger = logging.getLogger(__name__)
 ANTHROPIC_KEY_RE = re.compile(r"^sk-ant-(?P<kind>[a-z]+)(?P<version>\d{2})-[A-Za-z0-9_-]{32,200}$")
 
 
-def config_generation_key(tenant: Tenant) -> str:
-    """Redis key the proxy watches: it changes after every key/credential/project write."""
-    return f"ts:config-gen:{tenant.short_id}"
-
-
 CONFIG_CHANGED_CHANNEL = "ts:config-changed"
 
 
-def config_generation_bump(tenant: Tenant, *, credential_id: Any = None) -> None:
-    """After commit: drop this process's cached plaintext, INCR the tenant's generation and tell
-    every proxy process (pub/sub) to drop what it cached of the tenant."""
-    key = config_generation_key(tenant)
+def config_changed_notify(tenant: Tenant, *, credential_id: Any = None) -> None:
+    """After commit: drop this process's cached plaintext and tell every proxy process
+    (Redis pub/sub) to drop what it cached of the tenant."""
 
-    def bump() -> None:
+    def notify() -> None:
         if credential_id is not None:
             plaintext_cache.drop(credential_id)
         try:
-            redis = get_redis()
-            redis.incr(key)
-            redis.publish(CONFIG_CHANGED_CHANNEL, tenant.short_id)
+            get_redis().publish(CONFIG_CHANGED_CHANNEL, tenant.short_id)
         except Exception as exc:  # Redis down must not undo a committed change.
-            logger.warning("Could not bump %s: %s", key, type(exc).__name__)
+            logger.warning("Could not publish a config change: %s", type(exc).__name__)
 
-    transaction.on_commit(bump)
+    transaction.on_commit(notify)
 
 
 def _require(actor: User | None, role: str, message: str) -> None:
@@ -109,7 +101,7 @@ def _archive(
             object_repr=label,
             request=request,
         )
-        config_generation_bump(tenant)
+        config_changed_notify(tenant)
 
 
 def _delete(
@@ -133,7 +125,7 @@ def _delete(
                 object_repr=label,
                 request=request,
             )
-            config_generation_bump(tenant)
+            config_changed_notify(tenant)
     except ProtectedError as exc:
         raise Conflict(in_use) from exc
 
@@ -166,7 +158,7 @@ def cost_center_create(
             object_repr=str(cost_center),
             request=request,
         )
-        config_generation_bump(tenant)
+        config_changed_notify(tenant)
     return cost_center
 
 
@@ -206,7 +198,7 @@ def cost_center_update(
             request=request,
             changes=changes,
         )
-        config_generation_bump(tenant)
+        config_changed_notify(tenant)
     return cost_center
 
 
@@ -284,7 +276,7 @@ def project_create(
             object_repr=project.name,
             request=request,
         )
-        config_generation_bump(tenant)
+        config_changed_notify(tenant)
     return project
 
 
@@ -332,7 +324,7 @@ def project_update(
             request=request,
             changes=changes,
         )
-        config_generation_bump(tenant)
+        config_changed_notify(tenant)
     return project
 
 
@@ -449,7 +441,7 @@ def anthropic_credential_set(
                 request=request,
                 changes={"hint": row.hint, "kek_id": row.kek_id},
             )
-            config_generation_bump(tenant, credential_id=row.pk)
+            config_changed_notify(tenant, credential_id=row.pk)
     except IntegrityError as exc:
         raise Conflict("Another key was saved for this scope at the same time; retry.") from exc
     return row
@@ -475,7 +467,7 @@ def anthropic_credential_delete(
             object_repr=label,
             request=request,
         )
-        config_generation_bump(tenant, credential_id=pk)
+        config_changed_notify(tenant, credential_id=pk)
 
 
 def anthropic_credential_rewrap(credential: AnthropicCredential, *, tenant: Tenant) -> bool:
@@ -498,7 +490,7 @@ def anthropic_credential_rewrap(credential: AnthropicCredential, *, tenant: Tena
                 object_repr=str(credential),
                 changes={"kek_id": [old.kek_id, new.kek_id]},
             )
-            config_generation_bump(tenant, credential_id=credential.pk)
+            config_changed_notify(tenant, credential_id=credential.pk)
     return bool(updated)
 
 
@@ -592,7 +584,7 @@ def proxy_key_create(
                 "owner": owner.email if owner else None,
             },
         )
-        config_generation_bump(tenant)
+        config_changed_notify(tenant)
     return proxy_key, key
 
 
@@ -626,7 +618,7 @@ def proxy_key_revoke(
                 object_repr=str(proxy_key),
                 request=request,
             )
-            config_generation_bump(tenant)
+            config_changed_notify(tenant)
     return proxy_key
 
 

@@ -22,11 +22,11 @@ class TenantAdmin(admin.ModelAdmin):
     readonly_fields = ["schema_name", "short_id", "created_at"]
 
     def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
-        from proxy.services import config_generation_bump
+        from proxy.services import config_changed_notify
 
         super().save_model(request, obj, form, change)
         # Status, region or Privacy Mode may have changed: proxies drop what they cached.
-        config_generation_bump(obj)
+        config_changed_notify(obj)
 
     inlines = [DomainInline]
 

@@ -140,10 +140,10 @@ def tenant_settings_update(
             request=request,
             changes=changes,
         )
-        from proxy.services import config_generation_bump
+        from proxy.services import config_changed_notify
 
         # Proxies cache Privacy Mode and the time zone with each key: make them drop it.
-        config_generation_bump(tenant)
+        config_changed_notify(tenant)
         if "privacy_mode" in changes:
             audit_event_record(
                 actor,

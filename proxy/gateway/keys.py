@@ -24,14 +24,13 @@ from django_tenants.utils import schema_context
 from proxy.alerts import key_vault_unreachable_notice
 from proxy.custody import KeyCustodyUnavailable, anthropic_key_plaintext
 from proxy.gateway.errors import ProxyError
+from proxy.models import proxy_key_tenant_short_id
 from proxy.services import CONFIG_CHANGED_CHANNEL
 
 logger = logging.getLogger(__name__)
 
 # Fire-and-forget tasks are kept referenced until done (asyncio holds only weak references).
 _background: set[asyncio.Task[None]] = set()
-
-KEY_PREFIX = "tsk_"
 
 
 @dataclass(frozen=True)
@@ -71,15 +70,6 @@ class ResolvedKey:
             or (model.startswith(allowed + "-") and model[len(allowed) + 1 :].isdigit())
             for allowed in self.allowed_models
         )
-
-
-def key_tenant_short_id(raw_key: str) -> str | None:
-    if not raw_key.startswith(KEY_PREFIX):
-        return None
-    short_id, sep, secret = raw_key[len(KEY_PREFIX) :].partition("_")
-    if not sep or not short_id or not secret or len(raw_key) > 200:
-        return None
-    return short_id
 
 
 def _load(raw_key: str, short_id: str) -> ResolvedKey | None:
@@ -184,7 +174,8 @@ class KeyResolver:
         return age < self.NOT_LISTENING_SECONDS
 
     async def resolve(self, raw_key: str) -> ResolvedKey | None:
-        short_id = key_tenant_short_id(raw_key)
+        # Bounded length: the key is hashed and may reach a database lookup.
+        short_id = proxy_key_tenant_short_id(raw_key) if len(raw_key) <= 200 else None
         if short_id is None:
             return None
         self._listen_in_background()

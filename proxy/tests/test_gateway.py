@@ -773,9 +773,9 @@ def test_turning_privacy_mode_on_stops_prompt_storage_at_once(proxy_url, workspa
         assert wait_record(ws.tenant, after.headers["x-tokenscope-request-id"]).prompt_text is None
     finally:
         run_committed(lambda: Tenant.objects.filter(pk=ws.tenant.pk).update(privacy_mode=False))
-        from proxy.services import config_generation_bump
+        from proxy.services import config_changed_notify
 
-        run_committed(lambda: config_generation_bump(Tenant.objects.get(pk=ws.tenant.pk)))
+        run_committed(lambda: config_changed_notify(Tenant.objects.get(pk=ws.tenant.pk)))
 
 
 def test_a_spooled_record_the_database_refuses_is_set_aside_and_the_rest_written(workspaces):

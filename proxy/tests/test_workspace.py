@@ -8,7 +8,7 @@ from audit.models import AuditEvent
 from conftest import in_tenant, make_user, owner_of, tenant_client
 from proxy.models import CostCenter, Project
 from proxy.services import (
-    config_generation_key,
+    CONFIG_CHANGED_CHANNEL,
     cost_center_archive,
     cost_center_create,
     cost_center_delete,
@@ -30,20 +30,24 @@ def _workspace(tenant):  # type: ignore[no-untyped-def]
     return project, center
 
 
-def test_project_create_records_an_audit_event_and_bumps_the_config_generation_after_commit(
+def test_project_create_records_an_audit_event_and_tells_proxies_after_commit(
     tenant_a, django_capture_on_commit_callbacks
 ) -> None:
     owner = owner_of(tenant_a)
-    key = config_generation_key(tenant_a)
-    before = int(get_redis().get(key) or 0)
+    listener = get_redis().pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(CONFIG_CHANGED_CHANNEL)
+    listener.get_message(timeout=1)  # the subscription confirmation
     with in_tenant(tenant_a), django_capture_on_commit_callbacks(execute=False) as callbacks:
         project = project_create(owner, tenant=tenant_a, name="Search", purpose="RAG")
         event = AuditEvent.objects.get(action="project.created", object_id=str(project.pk))
     assert event.actor_email == owner.email
-    assert int(get_redis().get(key) or 0) == before  # not before commit
+    assert listener.get_message(timeout=0.2) is None  # not before commit
     for callback in callbacks:
         callback()
-    assert int(get_redis().get(key) or 0) == before + 1
+    message = listener.get_message(timeout=2)
+    listener.close()
+    assert message is not None
+    assert message["data"].decode() == tenant_a.short_id
 
 
 def test_names_and_codes_are_unique_in_a_tenant_but_not_across_tenants(tenant_a, tenant_b) -> None:
