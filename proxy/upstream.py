@@ -1,10 +1,12 @@
-"""The Anthropic upstream client. For now: a sync check that a key is accepted."""
+"""Talking to Anthropic: the proxy's pooled async session, and sync calls for key checks and
+batch results (Celery tasks, management commands)."""
 
 import json
 import logging
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import httpx
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
@@ -54,34 +56,42 @@ def anthropic_key_verify(key: str, *, timeout: float = 10.0) -> None:
         )
 
 
-def upstream_async_client() -> httpx.AsyncClient:
-    """The pooled async client the proxy forwards with (one per gateway, per process)."""
-    timeout = httpx.Timeout(
-        connect=settings.UPSTREAM_CONNECT_TIMEOUT,
-        read=settings.UPSTREAM_READ_TIMEOUT,
-        write=settings.UPSTREAM_READ_TIMEOUT,
-        pool=settings.UPSTREAM_CONNECT_TIMEOUT,
+def upstream_session() -> aiohttp.ClientSession:
+    """The pooled async session the proxy forwards with (one per gateway, per process).
+
+    aiohttp rather than httpx on the hot path: on this machine it costs ~75 µs of CPU per
+    forwarded request against ~2 ms for httpx's async client (bench/README.md, "Upstream
+    client"). Nothing is added to what the client sent (no User-Agent, Accept or encodings of
+    its own), nothing is decompressed, and no cookie is ever kept: one session serves every
+    tenant, so a cookie upstream sets for one must never travel with another's request.
+    """
+    timeout = aiohttp.ClientTimeout(
+        total=None,
+        connect=settings.UPSTREAM_CONNECT_TIMEOUT,  # waiting for a pooled connection included
+        sock_connect=settings.UPSTREAM_CONNECT_TIMEOUT,
+        sock_read=settings.UPSTREAM_READ_TIMEOUT,
     )
-    # Few idle connections: httpcore scans the whole pool on every request (O(idle x pool)), so a
-    # pool left at the peak of a burst would slow every later request (docs/performance.md).
-    limits = httpx.Limits(
-        max_connections=settings.UPSTREAM_MAX_CONNECTIONS,
-        max_keepalive_connections=settings.UPSTREAM_MAX_KEEPALIVE,
-        keepalive_expiry=15,
+    connector = aiohttp.TCPConnector(
+        limit=settings.UPSTREAM_MAX_CONNECTIONS,
+        keepalive_timeout=15,
+        ttl_dns_cache=60,
     )
-    return httpx.AsyncClient(
+    return aiohttp.ClientSession(
         base_url=settings.ANTHROPIC_UPSTREAM_URL.rstrip("/"),
+        connector=connector,
         timeout=timeout,
-        limits=limits,
-        follow_redirects=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         trust_env=False,
     )
 
 
-# Exceptions the gateway maps to its own errors, named here so no other module imports httpx.
-UpstreamTimeout = httpx.TimeoutException
-UpstreamTransportError = httpx.TransportError
-UpstreamResponse = httpx.Response
+# What the gateway catches, named here so no other module imports the HTTP client. Timeouts
+# first: aiohttp's read and connect timeouts are also ClientErrors.
+UpstreamTimeout = TimeoutError
+UpstreamTransportError = aiohttp.ClientError
+UpstreamResponse = aiohttp.ClientResponse
 
 
 def _sync_client() -> httpx.Client:

@@ -77,7 +77,7 @@ def sec_gateway(django_db_setup: None, django_db_blocker: Any) -> Iterator[LiveG
     with running_fake_upstream() as fake:
         settings.ANTHROPIC_UPSTREAM_URL = fake.base_url
         try:
-            with serve_in_thread(Gateway()) as url:
+            with serve_in_thread(Gateway(), lifespan="on") as url:
                 yield LiveGateway(url, fake, workspaces)
         finally:
             settings.ANTHROPIC_UPSTREAM_URL = previous

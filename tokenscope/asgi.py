@@ -15,9 +15,9 @@ gateway = Gateway()
 
 
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+    if scope["type"] == "lifespan" or (
+        scope["type"] == "http" and scope["path"].startswith("/v1/")
+    ):
         await gateway(scope, receive, send)
-    elif scope["type"] == "lifespan":
-        await gateway.lifespan(scope, receive, send)
     else:
         await django_application(scope, receive, send)

@@ -362,10 +362,9 @@ TRUSTED_PROXIES = [
 UPSTREAM_CONNECT_TIMEOUT = float(env("UPSTREAM_CONNECT_TIMEOUT", "10"))
 UPSTREAM_READ_TIMEOUT = float(env("UPSTREAM_READ_TIMEOUT", "600"))
 UPSTREAM_MAX_CONNECTIONS = env_int("UPSTREAM_MAX_CONNECTIONS", 2000)
-UPSTREAM_MAX_KEEPALIVE = env_int("UPSTREAM_MAX_KEEPALIVE", 64)
 PROXY_MAX_BODY_BYTES = env_int("PROXY_MAX_BODY_BYTES", 32 * 1024 * 1024)
 PROXY_MAX_BATCH_BODY_BYTES = env_int("PROXY_MAX_BATCH_BODY_BYTES", 256 * 1024 * 1024)
-# How long a resolved proxy key stays cached when the tenant's config generation is unchanged.
+# Longest a resolved proxy key stays cached (a change notice by pub/sub drops it at once).
 PROXY_KEY_CACHE_SECONDS = float(env("PROXY_KEY_CACHE_SECONDS", "60"))
 # Usage records are written in small batches; this is the longest a record waits in memory.
 RECORD_FLUSH_INTERVAL_MS = env_int("RECORD_FLUSH_INTERVAL_MS", 20 if TESTING else 100)

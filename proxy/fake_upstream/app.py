@@ -512,7 +512,9 @@ class FakeUpstream:
                 {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
             )
             return  # the server closes the connection: the body is cut short
-        await self._json(req.send, 200, reply.message)
+        cookie = directive.get("set_cookie")
+        extra = [(b"set-cookie", str(cookie).encode())] if cookie else []
+        await self._json(req.send, 200, reply.message, extra=extra)
 
     def _events(self, reply: Reply) -> list[bytes]:
         message, usage = reply.message, reply.message["usage"]

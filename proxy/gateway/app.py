@@ -14,9 +14,11 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from aiohttp import ClientSession
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django_tenants.utils import schema_context
+from yarl import URL
 
 from proxy.budgets.enforcer import BudgetEnforcer
 from proxy.gateway.errors import (
@@ -36,7 +38,7 @@ from proxy.upstream import (
     UpstreamResponse,
     UpstreamTimeout,
     UpstreamTransportError,
-    upstream_async_client,
+    upstream_session,
 )
 from tokenscope.lib.net import is_trusted_proxy, resolve_client_ip
 
@@ -75,16 +77,17 @@ DROPPED_REQUEST_HEADERS = HOP_BY_HOP | {
 }
 RELAYED_RESPONSE_HEADERS = frozenset(
     {
-        "content-type",
-        "request-id",
-        "retry-after",
-        "retry-after-ms",
-        "x-should-retry",
-        "anthropic-organization-id",
-        "anthropic-workspace-id",
-        "cache-control",
+        b"content-type",
+        b"request-id",
+        b"retry-after",
+        b"retry-after-ms",
+        b"x-should-retry",
+        b"anthropic-organization-id",
+        b"anthropic-workspace-id",
+        b"cache-control",
     }
 )
+RATELIMIT_PREFIX = b"anthropic-ratelimit-"  # 20 bytes
 UPSTREAM_DROPPED_EVENT = (
     b'event: error\ndata: {"type":"error","error":{"type":"api_error",'
     b'"message":"The connection to Anthropic was lost mid-stream."}}\n\n'
@@ -164,19 +167,20 @@ class Gateway:
         self.keys = KeyResolver(settings.REDIS_URL)
         self.writer = RecordWriter()
         self.budgets = BudgetEnforcer()
-        self._client: Any = None
+        self._session: ClientSession | None = None
+        self._upstream_base = settings.ANTHROPIC_UPSTREAM_URL.rstrip("/")
 
     @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = upstream_async_client()
-        return self._client
+    def session(self) -> ClientSession:
+        if self._session is None:
+            self._session = upstream_session()
+        return self._session
 
     async def close(self) -> None:
         await self.keys.close()
         await self.writer.close()
-        if self._client is not None:
-            await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
         await self.budgets.close()
 
     async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -190,6 +194,9 @@ class Gateway:
                 return
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(scope, receive, send)
+            return
         headers = _headers(scope)
         route = route_match(scope["method"], scope["path"])
         ex: Exchange | None = None
@@ -208,9 +215,8 @@ class Gateway:
                 user_agent=_first(headers, "user-agent"),
                 key=key,
             )
-            await self._admit(ex, key, route, headers, receive)
-            body_bytes = ex.body_bytes
-            await self._forward(ex, scope, headers, body_bytes, bearer, receive, send)
+            forward_headers = await self._admit(ex, key, route, headers, bearer, receive)
+            await self._forward(ex, scope, headers, forward_headers, receive, send)
         except ProxyError as error:
             request_id = ex.request_id if ex else new_request_id()
             if ex is not None:
@@ -242,9 +248,11 @@ class Gateway:
         key: ResolvedKey,
         route: Route,
         headers: list[tuple[str, str]],
+        bearer: bool,
         receive: Receive,
-    ) -> None:
-        """Every check before forwarding; raises ProxyError to refuse."""
+    ) -> list[tuple[str, str]]:
+        """Every check before forwarding; returns the headers to forward, raises ProxyError
+        to refuse."""
         if key.tenant.region != settings.REGION:
             raise permission_denied(
                 "This workspace's data lives in another region; use that region's API host."
@@ -292,25 +300,31 @@ class Gateway:
             )
             if not owned:
                 raise not_found(f"message batch: {route.batch_id}")
+        forward_headers = self._upstream_headers(headers, key, bearer)
         # Budgets, plan allowance and rate limits: reserve the worst case or refuse (last check).
         await self.budgets.reserve(ex, key)
+        return forward_headers
 
     def _upstream_headers(
         self, headers: list[tuple[str, str]], key: ResolvedKey, bearer: bool
-    ) -> list[tuple[bytes, bytes]]:
-        # As bytes: values arrive decoded as latin-1, and httpx would encode str values as
-        # ASCII (a non-ASCII header byte from a client must pass, not crash the request).
-        forwarded = [
-            (name.encode("latin-1"), value.encode("latin-1"))
-            for name, value in headers
-            if name not in DROPPED_REQUEST_HEADERS and not name.startswith("x-tokenscope-")
-        ]
+    ) -> list[tuple[str, str]]:
+        """The client's headers as upstream gets them: ours and hop-by-hop ones dropped, the
+        tenant's Anthropic key added. Values travel byte for byte, which the HTTP client does
+        for UTF-8 (it writes str values as UTF-8): other bytes are refused, not altered."""
+        forwarded = []
+        for name, value in headers:
+            if name in DROPPED_REQUEST_HEADERS or name.startswith("x-tokenscope-"):
+                continue
+            try:
+                forwarded.append((name, value.encode("latin-1").decode("utf-8")))
+            except UnicodeDecodeError:
+                raise invalid_request(f"The {name} header is not valid UTF-8.") from None
         assert key.anthropic_key is not None
         if bearer:
-            forwarded.append((b"authorization", f"Bearer {key.anthropic_key}".encode()))
+            forwarded.append(("authorization", f"Bearer {key.anthropic_key}"))
         else:
-            forwarded.append((b"x-api-key", key.anthropic_key.encode()))
-        forwarded.append((b"accept-encoding", b"identity"))
+            forwarded.append(("x-api-key", key.anthropic_key))
+        forwarded.append(("accept-encoding", "identity"))
         return forwarded
 
     async def _forward(
@@ -318,19 +332,14 @@ class Gateway:
         ex: Exchange,
         scope: Scope,
         headers: list[tuple[str, str]],
-        body: bytes,
-        bearer: bool,
+        forward_headers: list[tuple[str, str]],
         receive: Receive,
         send: Send,
     ) -> None:
-        assert ex.key is not None
         query = scope.get("query_string", b"").decode("latin-1")
-        url = scope["path"] + (f"?{query}" if query else "")
-        request = self.client.build_request(
-            scope["method"],
-            url,
-            headers=self._upstream_headers(headers, ex.key, bearer),
-            content=body,
+        # The path matched a route (plain ASCII); the query goes on exactly as the client sent it.
+        url = URL(
+            self._upstream_base + scope["path"] + (f"?{query}" if query else ""), encoded=True
         )
         task = asyncio.current_task()
         assert task is not None
@@ -339,7 +348,13 @@ class Gateway:
         try:
             ex.upstream_started = time.perf_counter()
             try:
-                response = await self.client.send(request, stream=True)
+                response = await self.session.request(
+                    scope["method"],
+                    url,
+                    headers=forward_headers,
+                    data=ex.body_bytes,
+                    allow_redirects=False,
+                )
             except UpstreamTimeout:
                 raise ProxyError(
                     504, "timeout_error", "Anthropic did not answer in time."
@@ -347,7 +362,7 @@ class Gateway:
             except UpstreamTransportError:
                 raise ProxyError(502, "api_error", "Could not reach Anthropic.") from None
             ex.upstream_headers_at = time.perf_counter()
-            ex.status_code = response.status_code
+            ex.status_code = response.status
             ex.upstream_request_id = response.headers.get("request-id", "")
             if response.headers.get("content-type", "").startswith("text/event-stream"):
                 await self._relay_stream(ex, response, watcher, send)
@@ -365,7 +380,7 @@ class Gateway:
         finally:
             watcher.cancel()
             if response is not None:
-                await response.aclose()
+                response.release()  # back to the pool only if read to the end, else closed
             if ex.upstream_finished is None:
                 ex.upstream_finished = time.perf_counter()
 
@@ -383,9 +398,9 @@ class Gateway:
         self, ex: Exchange, response: UpstreamResponse
     ) -> list[tuple[bytes, bytes]]:
         relayed = [
-            (name.encode("latin-1"), value.encode("latin-1"))
-            for name, value in response.headers.multi_items()
-            if name in RELAYED_RESPONSE_HEADERS or name.startswith("anthropic-ratelimit-")
+            (name.lower(), value)
+            for name, value in response.raw_headers
+            if name.lower() in RELAYED_RESPONSE_HEADERS or name[:20].lower() == RATELIMIT_PREFIX
         ]
         ex.overhead_ms = ex.overhead_so_far_ms()
         relayed.append((b"x-tokenscope-request-id", str(ex.record_id).encode()))
@@ -399,14 +414,14 @@ class Gateway:
         await send(
             {
                 "type": "http.response.start",
-                "status": response.status_code,
+                "status": response.status,
                 "headers": self._response_headers(ex, response),
             }
         )
         ex.first_byte_sent = time.perf_counter()
         dropped = False
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.content.iter_any():
                 reader.feed(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (UpstreamTransportError, UpstreamTimeout):
@@ -434,13 +449,13 @@ class Gateway:
         await send(
             {
                 "type": "http.response.start",
-                "status": response.status_code,
+                "status": response.status,
                 "headers": self._response_headers(ex, response),
             }
         )
         ex.first_byte_sent = time.perf_counter()
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (UpstreamTransportError, UpstreamTimeout):
             ex.error_type = "upstream_dropped"
@@ -459,17 +474,17 @@ class Gateway:
         send: Send,
     ) -> None:
         try:
-            content = await response.aread()
+            content = await response.read()
         except UpstreamTimeout:
             raise ProxyError(504, "timeout_error", "Anthropic did not answer in time.") from None
         except UpstreamTransportError:
             raise ProxyError(502, "api_error", "The connection to Anthropic was lost.") from None
         ex.upstream_finished = time.perf_counter()
-        if ex.route.name == "batches_list" and response.status_code == 200 and ex.key is not None:
+        if ex.route.name == "batches_list" and response.status == 200 and ex.key is not None:
             ex.owned_batches = await sync_to_async(_batches_owned, thread_sensitive=False)(
                 ex.key.tenant.schema_name, content
             )
-        content = self._inspect_body(ex, scope, headers, response.status_code, content)
+        content = self._inspect_body(ex, scope, headers, response.status, content)
         if ex.route.name == "batches_create" and ex.batch_id and ex.key is not None:
             await sync_to_async(_batch_register, thread_sensitive=False)(ex)
         response_headers = self._response_headers(ex, response)
@@ -478,7 +493,7 @@ class Gateway:
         await send(
             {
                 "type": "http.response.start",
-                "status": response.status_code,
+                "status": response.status,
                 "headers": response_headers,
             }
         )

@@ -27,7 +27,7 @@ def proxy_url(fake_upstream):
     """A live gateway forwarding to the fake upstream."""
     previous = settings.ANTHROPIC_UPSTREAM_URL
     settings.ANTHROPIC_UPSTREAM_URL = fake_upstream.base_url
-    with serve_in_thread(Gateway()) as url:
+    with serve_in_thread(Gateway(), lifespan="on") as url:
         yield url
     settings.ANTHROPIC_UPSTREAM_URL = previous
 

@@ -317,7 +317,7 @@ def test_with_redis_unreachable_blocking_budgets_refuse_and_alert_only_budgets_p
         )
     with override_settings(BUDGET_REDIS_URL="redis://127.0.0.1:1/0"):
         gateway = Gateway()
-    with serve_in_thread(gateway) as url:
+    with serve_in_thread(gateway, lifespan="on") as url:
         passed = post_one(url, soft_key, raw)
         refused = post_one(url, hard_key, raw)
 

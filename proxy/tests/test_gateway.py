@@ -580,14 +580,14 @@ def test_an_upstream_timeout_gives_504_and_an_unreachable_upstream_502(workspace
     with running_fake_upstream(slow_headers_seconds=5) as fake:
         settings.ANTHROPIC_UPSTREAM_URL = fake.base_url
         settings.UPSTREAM_READ_TIMEOUT = 0.3
-        with serve_in_thread(Gateway()) as url:
+        with serve_in_thread(Gateway(), lifespan="on") as url:
             timed_out = httpx.post(
                 url + "/v1/messages",
                 headers={**VERSION, "x-api-key": workspaces["a"].key},
                 json=slow,
             )
     settings.ANTHROPIC_UPSTREAM_URL = "http://127.0.0.1:9"  # nothing listens on the discard port
-    with serve_in_thread(Gateway()) as url:
+    with serve_in_thread(Gateway(), lifespan="on") as url:
         unreachable = httpx.post(
             url + "/v1/messages",
             headers={**VERSION, "x-api-key": workspaces["a"].key},
@@ -818,3 +818,85 @@ def test_a_spooled_record_the_database_refuses_is_set_aside_and_the_rest_written
     dead = (spool_dir() / "dead" / f"{schema}.jsonl").read_text()
     assert str(bad.pk) in dead
     assert not list(spool_dir().glob(f"{schema}.*"))
+
+
+def test_headers_and_query_reach_upstream_byte_for_byte_and_nothing_is_added(
+    proxy_url, workspaces, fake_upstream
+):
+    ws = workspaces["a"]
+    httpx.delete(fake_upstream.base_url + "/_fake/requests")
+    raw = (
+        b"POST /v1/messages?beta=true&x=%2Fa%20b HTTP/1.1\r\n"
+        b"host: " + proxy_url.split("//")[1].encode() + b"\r\n"
+        b"x-api-key: " + ws.key.encode() + b"\r\n"
+        b"anthropic-version: 2023-06-01\r\n"
+        b"content-type: application/json\r\n"
+        b"x-note: caf\xc3\xa9 \xe2\x82\xac\r\n"
+        b"anthropic-beta: one\r\n"
+        b"anthropic-beta: two\r\n"
+    )
+    body = json.dumps({"model": MODEL, "max_tokens": 5, "messages": ask()}).encode()
+    raw += b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    assert _raw_status(proxy_url, raw) == 200
+    sent = httpx.get(fake_upstream.base_url + "/_fake/requests").json()[-1]
+
+    assert sent["query"] == "beta=true&x=%2Fa%20b"
+    names = [name.lower() for name, _ in sent["headers"]]
+    # Nothing of the HTTP client's own: no user-agent, accept or other encodings.
+    assert "user-agent" not in names
+    assert "accept" not in names
+    assert _header(sent, "accept-encoding") == "identity"
+    latin1_of_utf8 = "café €".encode().decode("latin-1")
+    assert _header(sent, "x-note") == latin1_of_utf8
+    assert [v for k, v in sent["headers"] if k.lower() == "anthropic-beta"] == ["one", "two"]
+
+
+def test_a_header_that_is_not_utf8_gets_400_and_is_not_forwarded(
+    proxy_url, workspaces, fake_upstream
+):
+    ws = workspaces["a"]
+    before = len(httpx.get(fake_upstream.base_url + "/_fake/requests").json())
+    body = json.dumps({"model": MODEL, "max_tokens": 5, "messages": ask()}).encode()
+    response = httpx.post(
+        proxy_url + "/v1/messages",
+        headers={"x-api-key": ws.key, **VERSION, "x-note": b"caf\xe9"},
+        content=body,
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert "x-note" in response.json()["error"]["message"]
+    assert len(httpx.get(fake_upstream.base_url + "/_fake/requests").json()) == before
+    record = wait_record(ws.tenant, response.headers["x-tokenscope-request-id"])
+    assert record.status_code == 400
+
+
+def test_a_cookie_upstream_sets_never_travels_with_a_later_request(
+    workspaces, fake_upstream, settings
+):
+    from proxy.gateway import Gateway
+    from tokenscope.lib.asgi_server import serve_in_thread
+
+    # By name, not IP: a cookie jar would keep a cookie for a host name.
+    settings.ANTHROPIC_UPSTREAM_URL = fake_upstream.base_url.replace("127.0.0.1", "localhost")
+    a, b = workspaces["a"], workspaces["b"]
+    with serve_in_thread(Gateway(), lifespan="on") as url:
+        sdk(url, a.key).messages.create(
+            model=MODEL, max_tokens=5, messages=ask(set_cookie="__cf_bm=tenant-a; Path=/")
+        )
+        sdk(url, b.key).messages.create(model=MODEL, max_tokens=5, messages=ask())
+        sdk(url, a.key).messages.create(model=MODEL, max_tokens=5, messages=ask())
+
+    recorded = httpx.get(fake_upstream.base_url + "/_fake/requests").json()
+    assert all(_header(r, "cookie") is None for r in recorded[-2:])
+
+
+def _raw_status(url: str, request: bytes) -> int:
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(request)
+        head = sock.recv(65536)
+    return int(head[9:12])
