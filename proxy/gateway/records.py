@@ -29,8 +29,11 @@ from django.db import (
     connection,
     transaction,
 )
+from django.db.models import JSONField
 from django.utils import timezone
 from django_tenants.utils import schema_context, schema_exists
+from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from audit.models import UsageRecord
 from audit.rollups import rollup_apply
@@ -52,6 +55,7 @@ USAGE_INT_FIELDS = (
 )
 STALE_CLAIM_SECONDS = 300
 PRICED_KINDS = frozenset({UsageRecord.Kind.MESSAGES, UsageRecord.Kind.BATCH_RESULT})
+_CONCRETE = UsageRecord._meta.concrete_fields
 
 
 _MAX_INT = 2**31 - 1  # the record's token columns are PostgreSQL integers
@@ -270,7 +274,7 @@ def _insert_new(records: list[UsageRecord]) -> int:
             UsageRecord.objects.filter(pk__in=[r.pk for r in records]).values_list("pk", flat=True)
         )
         new = [r for r in records if r.pk not in existing]
-        UsageRecord.objects.bulk_create(new)
+        usage_records_copy(new)
         rollup_apply(new)
     return len(new)
 
@@ -329,6 +333,35 @@ def _alert(tenant_id: int | None, records: list[UsageRecord]) -> None:
         logger.exception("could not send operational notices")
 
 
+_COPY_FIELDS = [(field.attname, isinstance(field, JSONField)) for field in _CONCRETE]
+_COPY_STATEMENT = "COPY {} ({}) FROM STDIN"
+
+
+def usage_records_copy(records: list[UsageRecord]) -> None:
+    """Insert records into the current tenant schema's table with COPY (several times cheaper
+    in CPU than INSERT through the ORM, which the writer thread would spend under the GIL the
+    event loop needs). Values go as the model holds them, JSON as jsonb."""
+    if not records:
+        return
+    statement = sql.SQL(_COPY_STATEMENT).format(
+        sql.Identifier(connection.schema_name, UsageRecord._meta.db_table),  # type: ignore[attr-defined]
+        sql.SQL(", ").join([sql.Identifier(str(field.column)) for field in _CONCRETE]),
+    )
+    # The driver's own cursor, so its errors are turned into Django's here, as the ORM does.
+    with (
+        connection.wrap_database_errors,
+        connection.cursor() as cursor,
+        cursor.cursor.copy(statement) as copy,
+    ):
+        for record in records:
+            copy.write_row(
+                [
+                    Jsonb(getattr(record, name)) if is_json else getattr(record, name)
+                    for name, is_json in _COPY_FIELDS
+                ]
+            )
+
+
 def _insert(schema: str, records: list[UsageRecord]) -> None:
     last_used: dict[Any, Any] = {}
     for record in records:
@@ -336,7 +369,7 @@ def _insert(schema: str, records: list[UsageRecord]) -> None:
             record.created_at, last_used.get(record.proxy_key_id, record.created_at)
         )
     with schema_context(schema), transaction.atomic():
-        UsageRecord.objects.bulk_create(records)
+        usage_records_copy(records)
         rollup_apply(records)  # hourly dashboard rollups, same transaction (audit/rollups.py)
         # One write per key per batch instead of one per request.
         proxy_key_last_used_record(last_used)
