@@ -3,11 +3,13 @@
 Hot path: resolve the key (in-process cache), read and check the body, forward with the
 tenant's Anthropic key through one pooled client, relay the answer byte for byte (streams event
 by event, unbuffered) while reading usage on the side, then queue exactly one usage record.
-No database work happens on the event loop; cache misses and writes run in worker threads.
+No database work happens on the event loop: cache misses run in worker threads, records are
+written by a child process (proxy/gateway/records.py).
 """
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import time
@@ -187,6 +189,12 @@ class Gateway:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.writer.start()
+                # What start-up loaded (Django, the app registry, price book, classifier) lives
+                # for the whole process: out of the collector's sight, a full collection stops
+                # the event loop for milliseconds instead of tens of them.
+                gc.collect()
+                gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.close()

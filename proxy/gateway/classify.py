@@ -1,8 +1,9 @@
-"""Classification of each Messages request in the record writer's thread, in memory only.
+"""Classification of each Messages request in the record writer, in memory only.
 
 Both modes classify here, before the record is written: with Privacy Mode on, the prompt text
-exists only in this process's memory until the record (holding its hash) is built, so it never
-reaches Redis, a Celery message, a log or the disk. A tenant's taxonomy and settings are read
+exists only in the gateway's and its writer process's memory (passed through a pipe) until the
+record (holding its hash) is built, so it never reaches Redis, a Celery message, a log or the
+disk. A tenant's taxonomy and settings are read
 once a minute per process.
 """
 

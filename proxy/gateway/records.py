@@ -1,8 +1,9 @@
 """Writing exactly one usage record per exchange: batched, retried, spooled, never dropped.
 
-Records queue in memory and are written in small batches from a worker thread. When the
-database refuses a batch, the records are spooled to disk (their ids are fixed already) and
-written later with ON CONFLICT DO NOTHING, so a retry can never duplicate one.
+Records queue in memory and are written in small batches by a child process of the gateway's
+(a thread of its own if that fails). When the database refuses a batch, the records are spooled
+to disk (their ids are fixed already) and written later, skipping any already there, so a retry
+can never duplicate one.
 """
 
 import asyncio
@@ -14,6 +15,8 @@ import os
 import time
 import uuid
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,7 @@ from proxy.gateway.exchange import Exchange
 from proxy.pricing import usage_cost
 from proxy.prompts import prompt_sha256, prompt_text, storable_text
 from proxy.services import proxy_key_last_used_record
+from tokenscope.lib.child_process import django_process_pool
 
 logger = logging.getLogger(__name__)
 
@@ -279,9 +283,27 @@ def _insert_new(records: list[UsageRecord]) -> int:
     return len(new)
 
 
-def write_batch(exchanges: list[Exchange]) -> None:
-    """Write one batch of records, grouped by tenant schema (runs in a worker thread)."""
+@dataclass(frozen=True)
+class Written:
+    """What the gateway needs back of a written record: its cost, and what alerts read."""
+
+    record_id: uuid.UUID
+    tenant_id: int
+    cost_usd: Decimal
+    model: str
+    is_priced: bool
+    status_code: int
+    upstream_request_id: str
+
+
+def records_write(exchanges: list[Exchange]) -> list[Written]:
+    """Build, price, classify and insert one batch of records, grouped by tenant schema.
+
+    Runs in the record writer's process (or, as a fallback, a thread of the gateway's). A
+    batch the database refuses is spooled to disk and written later.
+    """
     close_old_connections()
+    written: list[Written] = []
     by_schema: dict[str, list[Exchange]] = defaultdict(list)
     for ex in exchanges:
         if ex.key is not None:
@@ -307,27 +329,54 @@ def write_batch(exchanges: list[Exchange]) -> None:
             logger.warning(
                 "database refused %d usage records; spooled to %s", len(records), path.name
             )
-        # Budgets: exact costs replace the reservations (one Redis round trip per batch).
-        settle_exchanges([(ex, r.cost_usd) for ex, r in zip(group, records, strict=True)])
-        _alert(group[0].key.tenant.id if group[0].key else None, records)
+        tenant_id = group[0].key.tenant.id if group[0].key else 0
+        written += [
+            Written(
+                r.id,
+                tenant_id,
+                r.cost_usd,
+                r.model,
+                r.is_priced,
+                r.status_code,
+                r.upstream_request_id,
+            )
+            for r in records
+        ]
     if any(spool_dir().glob("*.jsonl")):
         try:
             spool_drain()
         except DatabaseError:
             logger.warning("spooled usage records still wait for the database")
+    return written
 
 
-def _alert(tenant_id: int | None, records: list[UsageRecord]) -> None:
+def records_settle(exchanges: list[Exchange], written: list[Written]) -> None:
+    """After a batch is written: exact costs replace the budget reservations (one Redis round
+    trip per batch), and operators hear of what the batch revealed. In the gateway's process,
+    which holds the reservations."""
+    cost = {w.record_id: w.cost_usd for w in written}
+    settle_exchanges([(ex, cost[ex.record_id]) for ex in exchanges if ex.record_id in cost])
+    by_tenant: dict[int, list[Written]] = defaultdict(list)
+    for w in written:
+        by_tenant[w.tenant_id].append(w)
+    for tenant_id, group in by_tenant.items():
+        _alert(tenant_id, group)
+
+
+def write_batch(exchanges: list[Exchange]) -> None:
+    """Write and settle one batch in this process (the writer process's fallback)."""
+    records_settle(exchanges, records_write(exchanges))
+
+
+def _alert(tenant_id: int, written: list[Written]) -> None:
     """Operational notices for what this batch revealed (never fails the batch)."""
-    if tenant_id is None:
-        return
     try:
         # Only a model Anthropic served counts: a made-up name answered with an error must
         # not mail operators (one email per distinct name a client invents).
-        served = {r.model for r in records if not r.is_priced and r.model and r.status_code < 400}
+        served = {w.model for w in written if not w.is_priced and w.model and w.status_code < 400}
         for model in served:
             unpriced_model_alert(model, tenant_id=tenant_id)
-        if any(r.status_code == 401 and r.upstream_request_id for r in records):
+        if any(w.status_code == 401 and w.upstream_request_id for w in written):
             upstream_key_rejected_notice(tenant_id)
     except Exception:
         logger.exception("could not send operational notices")
@@ -339,8 +388,7 @@ _COPY_STATEMENT = "COPY {} ({}) FROM STDIN"
 
 def usage_records_copy(records: list[UsageRecord]) -> None:
     """Insert records into the current tenant schema's table with COPY (several times cheaper
-    in CPU than INSERT through the ORM, which the writer thread would spend under the GIL the
-    event loop needs). Values go as the model holds them, JSON as jsonb."""
+    in CPU than INSERT through the ORM). Values go as the model holds them, JSON as jsonb."""
     if not records:
         return
     statement = sql.SQL(_COPY_STATEMENT).format(
@@ -375,14 +423,49 @@ def _insert(schema: str, records: list[UsageRecord]) -> None:
         proxy_key_last_used_record(last_used)
 
 
+def _portable(ex: Exchange) -> Exchange:
+    """The exchange as the writer process gets it: no Anthropic key, no live reservation."""
+    assert ex.key is not None
+    return replace(ex, key=replace(ex.key, anthropic_key=None), reservation=None, body_bytes=b"")
+
+
 class RecordWriter:
-    """Queues exchanges and writes them every RECORD_FLUSH_INTERVAL_MS from a worker thread."""
+    """Queues exchanges and has them written every RECORD_FLUSH_INTERVAL_MS.
+
+    The writing (pricing, classification, COPY, rollups) happens in a child process of its own,
+    so its CPU never competes for the interpreter lock with the event loop relaying requests
+    (docs/performance.md). Prompts reach it through the pool's pipe, in memory, as they would a
+    thread. If the child fails, the batch is written in a thread here instead and a new child is
+    started for the next one; ids are fixed, so a batch the child did write is not written twice.
+    """
 
     def __init__(self) -> None:
         self._pending: list[Exchange] = []
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        """Start the writer process now rather than at the first batch (Django takes ~2 s)."""
+        if self._pool is None:
+            self._pool = django_process_pool()
+            self._pool.submit(int)  # spawns the child; the first batch then finds it ready
+
+    async def _write(self, batch: list[Exchange]) -> None:
+        self.start()
+        assert self._pool is not None
+        try:
+            payload = [_portable(ex) for ex in batch if ex.key is not None]
+            loop = asyncio.get_running_loop()
+            written = await loop.run_in_executor(self._pool, records_write, payload)
+        except Exception:
+            logger.exception("record writer process failed; writing %d records here", len(batch))
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            await sync_to_async(write_batch, thread_sensitive=False)(batch)
+            return
+        await sync_to_async(records_settle, thread_sensitive=False)(batch, written)
 
     def submit(self, ex: Exchange) -> None:
         self._pending.append(ex)
@@ -405,7 +488,7 @@ class RecordWriter:
             if batch:
                 self._idle.clear()
                 try:
-                    await sync_to_async(write_batch, thread_sensitive=False)(batch)
+                    await self._write(batch)
                 except Exception:
                     logger.exception("usage record writer failed; spooling %d records", len(batch))
                     await sync_to_async(_spool_all, thread_sensitive=False)(batch)
@@ -424,6 +507,9 @@ class RecordWriter:
         await self.flush()
         if self._task is not None:
             self._task.cancel()
+        if self._pool is not None:
+            await asyncio.to_thread(self._pool.shutdown)
+            self._pool = None
 
 
 def _spool_all(exchanges: list[Exchange]) -> None:

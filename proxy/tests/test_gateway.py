@@ -891,6 +891,46 @@ def test_a_cookie_upstream_sets_never_travels_with_a_later_request(
     assert all(_header(r, "cookie") is None for r in recorded[-2:])
 
 
+def test_records_are_written_once_when_the_writer_process_is_killed(
+    workspaces, fake_upstream, settings
+):
+    import os
+    import signal
+
+    from django_tenants.utils import schema_context
+
+    from proxy.gateway import Gateway
+    from tokenscope.lib.asgi_server import serve_in_thread
+
+    settings.ANTHROPIC_UPSTREAM_URL = fake_upstream.base_url
+    ws = workspaces["a"]
+    gateway = Gateway()
+
+    def call(url):
+        response = sdk(url, ws.key).messages.with_raw_response.create(
+            model=MODEL, max_tokens=5, messages=ask()
+        )
+        return response.headers["x-tokenscope-request-id"]
+
+    with serve_in_thread(gateway, lifespan="on") as url:
+        wait_record(ws.tenant, call(url))
+        pool = gateway.writer._pool
+        (child,) = pool._processes  # the writer process, busy with nothing now
+        os.kill(child, signal.SIGKILL)
+        ids = [call(url) for _ in range(3)]
+        records = [wait_record(ws.tenant, record_id) for record_id in ids]
+        ids.append(call(url))  # and the next batch goes to a new writer process
+        records.append(wait_record(ws.tenant, ids[-1]))
+        replacement = gateway.writer._pool
+
+    assert [str(r.pk) for r in records] == ids
+    assert all(r.cost_usd > 0 for r in records)
+    assert replacement is not None
+    assert replacement is not pool
+    with schema_context(ws.tenant.schema_name):
+        assert UsageRecord.objects.filter(pk__in=ids).count() == 4
+
+
 def _raw_status(url: str, request: bytes) -> int:
     import socket
     from urllib.parse import urlsplit
