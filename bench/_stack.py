@@ -94,21 +94,20 @@ class Proc:
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} did not listen on {self.port} within {timeout}s")
 
-    def rss_bytes(self) -> int:
-        try:
-            import psutil
-
-            return int(psutil.Process(self.pid).memory_info().rss)
-        except ImportError:
-            status = Path(f"/proc/{self.pid}/status").read_text()
-            line = next(x for x in status.splitlines() if x.startswith("VmRSS:"))
-            return int(line.split()[1]) * 1024
-
-    def cpu_seconds(self) -> float:
+    def _tree(self) -> list[Any]:
+        """The server's process and its children (the proxy's record writer process)."""
         import psutil
 
-        times = psutil.Process(self.pid).cpu_times()
-        return float(times.user + times.system)
+        process = psutil.Process(self.pid)
+        return [process, *process.children(recursive=True)]
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server and its children."""
+        return sum(int(p.memory_info().rss) for p in self._tree())
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the server and its children."""
+        return sum(float(t.user + t.system) for t in (p.cpu_times() for p in self._tree()))
 
     def stop(self) -> None:
         if self.popen.poll() is not None:
