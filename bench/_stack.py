@@ -138,6 +138,7 @@ def start_proxy(upstream_port: int) -> Proc:
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         "--no-access-log", "--log-level", "warning", "--backlog", "4096",
         "--timeout-keep-alive", "60",
+        "--no-proxy-headers",  # as in production (tokenscope.workers.Worker)
     ]  # fmt: skip
     args += server_loop_args()
     env = server_env(ANTHROPIC_UPSTREAM_URL=f"http://127.0.0.1:{upstream_port}")
