@@ -8,7 +8,6 @@ request id leaves exactly one usage record (the record writer survives whatever 
 """
 
 import json
-import socket
 import uuid
 from collections import Counter
 from typing import Any
@@ -22,7 +21,7 @@ from hypothesis import strategies as st
 from audit.models import UsageRecord
 from conftest import in_tenant
 from proxy.sse import StreamUsageReader
-from proxy.tests.gateway_support import wait_record
+from proxy.tests.gateway_support import raw_exchange, wait_record
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -212,19 +211,6 @@ def test_an_oversize_body_gets_413_before_it_is_read_whole(probe, settings) -> N
     probe.all_recorded_once()
 
 
-def _raw(url: str, request: bytes) -> bytes:
-    parts = urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-        sock.sendall(request)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @pytest.mark.parametrize(
     "header",
     [
@@ -255,7 +241,7 @@ def test_cr_lf_or_nul_inside_a_header_never_reaches_upstream(probe, header) -> N
         + body
     )
     before = probe.upstream_count()
-    answer = _raw(probe.url, request)
+    answer = raw_exchange(probe.url, request)
     status = int(answer.split(b" ", 2)[1])
     assert status < 500
     seen = httpx.get(probe.fake.base_url + "/_fake/requests").json()[before:]

@@ -4,9 +4,11 @@ The gateway writes records from worker threads, so what it reads (keys, credenti
 committed once per session and tests find their records by the id the gateway returns.
 """
 
+import socket
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -89,3 +91,14 @@ def wait_record(tenant: Tenant, record_id: str, timeout: float = 10.0) -> UsageR
 def record_count(tenant: Tenant) -> int:
     with schema_context(tenant.schema_name):
         return UsageRecord.objects.count()
+
+
+def raw_exchange(url: str, request: bytes) -> bytes:
+    """Send bytes as they are to a live server and return all it answers until it closes."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)

@@ -10,7 +10,12 @@ import pytest
 from audit.models import UsageRecord
 from conftest import run_committed
 from proxy.fake_upstream.server import running_fake_upstream
-from proxy.tests.gateway_support import ANTHROPIC_KEY_A, record_count, wait_record
+from proxy.tests.gateway_support import (
+    ANTHROPIC_KEY_A,
+    raw_exchange,
+    record_count,
+    wait_record,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -834,10 +839,11 @@ def test_headers_and_query_reach_upstream_byte_for_byte_and_nothing_is_added(
         b"x-note: caf\xc3\xa9 \xe2\x82\xac\r\n"
         b"anthropic-beta: one\r\n"
         b"anthropic-beta: two\r\n"
+        b"connection: close\r\n"
     )
     body = json.dumps({"model": MODEL, "max_tokens": 5, "messages": ask()}).encode()
     raw += b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-    assert _raw_status(proxy_url, raw) == 200
+    assert raw_exchange(proxy_url, raw)[9:12] == b"200"
     sent = httpx.get(fake_upstream.base_url + "/_fake/requests").json()[-1]
 
     assert sent["query"] == "beta=true&x=%2Fa%20b"
@@ -929,14 +935,3 @@ def test_records_are_written_once_when_the_writer_process_is_killed(
     assert replacement is not pool
     with schema_context(ws.tenant.schema_name):
         assert UsageRecord.objects.filter(pk__in=ids).count() == 4
-
-
-def _raw_status(url: str, request: bytes) -> int:
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-        sock.sendall(request)
-        head = sock.recv(65536)
-    return int(head[9:12])
