@@ -60,8 +60,9 @@ def upstream_session() -> aiohttp.ClientSession:
     """The pooled async session the proxy forwards with (one per gateway, per process).
 
     aiohttp rather than httpx on the hot path: on this machine it costs ~75 µs of CPU per
-    forwarded request against ~2 ms for httpx's async client (bench/README.md, "Upstream
-    client"). Nothing is added to what the client sent (no User-Agent, Accept or encodings of
+    forwarded request against ~2 ms for httpx's async client (docs/performance.md). The gateway
+    gives it absolute URLs (ANTHROPIC_UPSTREAM_URL + the client's path and query, unchanged).
+    Nothing is added to what the client sent (no User-Agent, Accept or encodings of
     its own), nothing is decompressed, and no cookie is ever kept: one session serves every
     tenant, so a cookie upstream sets for one must never travel with another's request.
     """
@@ -77,7 +78,6 @@ def upstream_session() -> aiohttp.ClientSession:
         ttl_dns_cache=60,
     )
     return aiohttp.ClientSession(
-        base_url=settings.ANTHROPIC_UPSTREAM_URL.rstrip("/"),
         connector=connector,
         timeout=timeout,
         cookie_jar=aiohttp.DummyCookieJar(),

@@ -89,7 +89,7 @@ RELAYED_RESPONSE_HEADERS = frozenset(
         b"cache-control",
     }
 )
-RATELIMIT_PREFIX = b"anthropic-ratelimit-"  # 20 bytes
+RATELIMIT_PREFIX = b"anthropic-ratelimit-"
 UPSTREAM_DROPPED_EVENT = (
     b'event: error\ndata: {"type":"error","error":{"type":"api_error",'
     b'"message":"The connection to Anthropic was lost mid-stream."}}\n\n'
@@ -405,11 +405,11 @@ class Gateway:
     def _response_headers(
         self, ex: Exchange, response: UpstreamResponse
     ) -> list[tuple[bytes, bytes]]:
-        relayed = [
-            (name.lower(), value)
-            for name, value in response.raw_headers
-            if name.lower() in RELAYED_RESPONSE_HEADERS or name[:20].lower() == RATELIMIT_PREFIX
-        ]
+        relayed = []
+        for name, value in response.raw_headers:
+            lower = name.lower()
+            if lower in RELAYED_RESPONSE_HEADERS or lower.startswith(RATELIMIT_PREFIX):
+                relayed.append((lower, value))
         ex.overhead_ms = ex.overhead_so_far_ms()
         relayed.append((b"x-tokenscope-request-id", str(ex.record_id).encode()))
         relayed.append((b"x-tokenscope-overhead-ms", f"{ex.overhead_ms:.3f}".encode()))

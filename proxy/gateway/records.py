@@ -60,6 +60,7 @@ USAGE_INT_FIELDS = (
 STALE_CLAIM_SECONDS = 300
 PRICED_KINDS = frozenset({UsageRecord.Kind.MESSAGES, UsageRecord.Kind.BATCH_RESULT})
 _CONCRETE = UsageRecord._meta.concrete_fields
+_COPY_FIELDS = [(field.attname, isinstance(field, JSONField)) for field in _CONCRETE]
 
 
 _MAX_INT = 2**31 - 1  # the record's token columns are PostgreSQL integers
@@ -382,16 +383,12 @@ def _alert(tenant_id: int, written: list[Written]) -> None:
         logger.exception("could not send operational notices")
 
 
-_COPY_FIELDS = [(field.attname, isinstance(field, JSONField)) for field in _CONCRETE]
-_COPY_STATEMENT = "COPY {} ({}) FROM STDIN"
-
-
 def usage_records_copy(records: list[UsageRecord]) -> None:
     """Insert records into the current tenant schema's table with COPY (several times cheaper
     in CPU than INSERT through the ORM). Values go as the model holds them, JSON as jsonb."""
     if not records:
         return
-    statement = sql.SQL(_COPY_STATEMENT).format(
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(connection.schema_name, UsageRecord._meta.db_table),  # type: ignore[attr-defined]
         sql.SQL(", ").join([sql.Identifier(str(field.column)) for field in _CONCRETE]),
     )
