@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from audit.exports import AUDIT_FIELDS
 from audit.models import AuditEvent, ExportJob
 from proxy.models import CostCenter, Project, ProxyKey
 
@@ -153,17 +154,7 @@ class ProxyKeyCreatedSerializer(ProxyKeySerializer):
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "created_at",
-            "actor_email",
-            "action",
-            "object_type",
-            "object_id",
-            "object_repr",
-            "ip_address",
-            "changes",
-        ]
+        fields = list(AUDIT_FIELDS)  # the same columns as the audit log's exports
 
 
 class AuditEventPageSerializer(serializers.Serializer):

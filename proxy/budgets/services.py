@@ -95,6 +95,16 @@ def _clean(
     return fields
 
 
+def _audited(budget: Budget) -> dict[str, Any]:
+    """What the audit log keeps of a budget's settings."""
+    return {
+        "amount_usd": str(budget.amount_usd),
+        "period": budget.period,
+        "scope": budget.scope,
+        "block": budget.block,
+    }
+
+
 def budget_create(
     actor: User | None,
     *,
@@ -133,12 +143,7 @@ def budget_create(
             object_id=budget.pk,
             object_repr=str(budget),
             request=request,
-            changes={
-                "amount_usd": str(budget.amount_usd),
-                "period": budget.period,
-                "scope": budget.scope,
-                "block": budget.block,
-            },
+            changes=_audited(budget),
         )
         budget_generation_bump(tenant)
     return budget
@@ -170,12 +175,7 @@ def budget_update(
         thresholds=thresholds,
     )
     fields.update(block=block, extra_recipients=extra_recipients.strip())
-    before = {
-        "amount_usd": str(budget.amount_usd),
-        "period": budget.period,
-        "scope": budget.scope,
-        "block": budget.block,
-    }
+    before = _audited(budget)
     with transaction.atomic():
         for field, value in fields.items():
             setattr(budget, field, value)
