@@ -1,17 +1,23 @@
 """Reserve before forwarding, settle after: budgets, the plan allowance and rate limits.
 
 One Lua call (`scripts.RESERVE`) checks and reserves every applicable counter at once, all or
-nothing. The record writer settles each exchange exactly once with its exact cost
+nothing. The same call leases this process a little more of each counter (never more than
+1/LEASE_SHARE of what is left): the next requests are reserved from that credit here, without
+waiting for Redis, and a background call tops it up. Credit is held in Redis like any
+reservation, so no process can overspend; what is unused goes back after LEASE_SECONDS.
+The record writer settles each exchange exactly once with its exact cost
 (`BudgetEnforcer.settle`), which releases the unused part of the reservation. Counters missing
 from Redis are rebuilt from usage records in PostgreSQL. With Redis unreachable, a request
 under a blocking budget is refused (503, fail closed); otherwise it passes and the counters it
 touched are rebuilt once Redis answers again.
 """
 
+import asyncio
 import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -47,6 +53,10 @@ RULES_MAX_AGE = 30.0  # seconds a tenant's rules are trusted without a generatio
 DEGRADED_RULES_MAX_AGE = 5.0  # the same while Redis is unreachable (no generation to check)
 REDIS_TIMEOUT = 0.5
 COUNTER_GRACE = 35 * 86400  # counters outlive their period by this many seconds
+LEASE_REQUESTS = 64  # a lease asks for this many more requests' worth of each counter...
+LEASE_SHARE = 16  # ...but gets at most 1/16 of what the counter has left (Lua RESERVE)
+LEASE_REFILL_BELOW = 16  # topped up in the background when fewer requests' worth remain
+LEASE_SECONDS = 1.0  # credit not topped up for this long goes back to Redis
 
 
 @dataclass
@@ -71,6 +81,16 @@ class Window:
 
 
 @dataclass
+class Credit:
+    """Reserved in Redis for this process and not yet given to an exchange (a lease)."""
+
+    epoch: str  # the counter's epoch; "" for a rate-limit window
+    left: int
+    granted_at: float
+    expires: float
+
+
+@dataclass
 class Reservation:
     """What one exchange holds in Redis until it is settled (exactly once)."""
 
@@ -83,6 +103,11 @@ class Reservation:
     refused_spent_nano: int = 0
     degraded: bool = False  # Redis was unreachable: nothing is held
     settled: bool = False
+
+    def amounts(self) -> list[tuple[str, int]]:
+        """(Redis key, amount) of every counter, then every window."""
+        counters = [(c.key, c.amount) for c in self.counters]
+        return counters + [(w.key, w.amount) for w in self.windows]
 
 
 def budget_counter_key(schema: str, budget_id: int, window: PeriodWindow) -> str:
@@ -98,7 +123,11 @@ def _usd(value: Decimal) -> str:
 
 
 class BudgetEnforcer:
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(
+        self, url: str | None = None, *, changed_at: Callable[[str], float] | None = None
+    ) -> None:
+        """`changed_at(tenant short id)`: when this process last heard the tenant's settings
+        changed (the gateway's key resolver listens); credit granted before that is not used."""
         url = url or getattr(settings, "BUDGET_REDIS_URL", "") or settings.REDIS_URL
         timeout = REDIS_TIMEOUT
         self.redis = aioredis.Redis.from_url(
@@ -110,12 +139,24 @@ class BudgetEnforcer:
         self._reserve = self.redis.register_script(RESERVE)
         self._init = self.redis.register_script(INIT)
         self._settle = self.sync_redis.register_script(SETTLE)
+        self._release = self.redis.register_script(SETTLE)
+        self._changed_at = changed_at
+        self._credits: dict[str, Credit] = {}
+        self._refilling: set[tuple[str, ...]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._keeper: asyncio.Task[None] | None = None
         self._rules: dict[str, tuple[TenantRules, float]] = {}
         self._stale: set[str] = set()
         self._lock = threading.Lock()
         self._alerted: set[tuple[str, int, int, int]] = set()
 
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        try:
+            await self._credits_release(every=True)
+        except (RedisError, OSError):
+            logger.warning("could not give back budget leases; their counters will be rebuilt")
         await self.redis.aclose()
         self.sync_redis.close()
 
@@ -226,6 +267,10 @@ class BudgetEnforcer:
                         return None
                     checked = True
                     continue
+                if self._credit_take(res, getattr(key.tenant, "short_id", "")):
+                    ex.reservation = res
+                    self._credit_top_up(rules, res)
+                    return res
                 try:
                     outcome = await self._reserve_once(rules, res)
                 except ProxyError:
@@ -251,26 +296,50 @@ class BudgetEnforcer:
             ) from exc
         raise ProxyError(503, "overloaded_error", "Budget counters are busy; retry.", retry=True)
 
-    async def _reserve_once(self, rules: TenantRules, res: Reservation) -> str:
+    async def _reserve_once(
+        self, rules: TenantRules, res: Reservation, *, lease_only: bool = False
+    ) -> str:
+        """Reserve for `res` in Redis and take the lease that comes with it (lease-only: just
+        the lease, for the exchanges after it)."""
         keys = [generation_key(rules.schema)]
-        args: list[Any] = [rules.generation, len(res.counters), len(res.windows)]
+        args: list[Any] = [
+            rules.generation,
+            len(res.counters),
+            len(res.windows),
+            "1" if lease_only else "0",
+            LEASE_SHARE,
+        ]
         for counter in res.counters:
             keys.append(counter.key)
-            args += [counter.limit, counter.amount, "1" if counter.block else "0"]
+            amount = 0 if lease_only else counter.amount
+            block = "1" if counter.block else "0"
+            args += [counter.limit, amount, block, counter.amount, counter.amount * LEASE_REQUESTS]
         for window in res.windows:
             keys.append(window.key)
-            args += [window.limit, window.amount, window.ttl]
+            amount = 0 if lease_only else window.amount
+            lease = window.amount * LEASE_REQUESTS
+            args += [window.limit, amount, window.ttl, window.amount, lease]
         result = await self._reserve(keys=keys, args=args)
         status = int(result[0])
         if status == 1:
-            for counter, epoch in zip(res.counters, result[1:], strict=True):
-                counter.epoch = epoch.decode()
+            granted = time.monotonic()
+            for i, counter in enumerate(res.counters):
+                epoch = result[1 + 2 * i].decode()
+                if not lease_only:
+                    counter.epoch = epoch
+                lease = int(result[2 + 2 * i])
+                self._credit_add(counter.key, epoch, lease, counter.amount, granted)
+            for j, window in enumerate(res.windows):
+                lease = int(result[1 + 2 * len(res.counters) + j])
+                self._credit_add(window.key, "", lease, window.amount, granted)
             return "ok"
         if status == -2:
+            self._credits_expire(rules.schema)  # granted under rules that changed since
             return "stale"
         if status == -1:
             # Rebuild the missing counter and any other missing one, in one pass.
             for counter in res.counters[int(result[1]) - 1 :]:
+                self._credits.pop(counter.key, None)  # held in a counter that is gone
                 if not await self.redis.exists(counter.key):
                     await self._rebuild(rules.schema, counter)
             return "rebuilt"
@@ -292,6 +361,109 @@ class BudgetEnforcer:
             f"retry in {retry_after} s.",
             headers={"retry-after": str(retry_after)},
         )
+
+    # ---- leases ----------------------------------------------------------------------------
+
+    def _credit_take(self, res: Reservation, short_id: str) -> bool:
+        """Reserve `res` from this process's credit, all or nothing, without a Redis call."""
+        now = time.monotonic()
+        changed = self._changed_at(short_id) if self._changed_at else float("-inf")
+        needed = res.amounts()
+        credits = []
+        for key, amount in needed:
+            credit = self._credits.get(key)
+            if (
+                credit is None
+                or credit.left < amount
+                or credit.expires <= now
+                or credit.granted_at <= changed
+            ):
+                return False
+            credits.append(credit)
+        for credit, (_key, amount) in zip(credits, needed, strict=True):
+            credit.left -= amount
+        for counter, credit in zip(res.counters, credits, strict=False):
+            counter.epoch = credit.epoch
+        return True
+
+    def _credit_add(self, key: str, epoch: str, lease: int, unit: int, granted: float) -> None:
+        credit = self._credits.get(key)
+        if credit is not None and credit.epoch != epoch:
+            del self._credits[key]  # held in a counter rebuilt since: nothing to give back
+            credit = None
+        if lease <= 0 and unit > 0:
+            return
+        if credit is None:
+            credit = self._credits[key] = Credit(epoch, 0, granted, 0.0)
+        credit.left += lease
+        credit.granted_at = granted
+        credit.expires = granted + LEASE_SECONDS
+        if self._keeper is None or self._keeper.done():
+            self._keeper = self._spawn(self._credits_keep())
+
+    def _credit_top_up(self, rules: TenantRules, res: Reservation) -> None:
+        """Lease more in the background once the credit runs low (one call per key set)."""
+        amounts = res.amounts()
+        if all(self._credits[key].left >= amount * LEASE_REFILL_BELOW for key, amount in amounts):
+            return
+        marker = tuple(key for key, _ in amounts)
+        if marker in self._refilling:
+            return
+        self._refilling.add(marker)
+
+        async def top_up() -> None:
+            try:
+                await self._reserve_once(rules, res, lease_only=True)
+            except (RedisError, OSError) as exc:
+                logger.warning("could not lease budget counters: %s", type(exc).__name__)
+            finally:
+                self._refilling.discard(marker)
+
+        self._spawn(top_up())
+
+    def _credits_expire(self, schema: str) -> None:
+        """Give back (at the next release) what was leased of the tenant's counters."""
+        for key, credit in self._credits.items():
+            if key.split(":", 3)[2] == schema:
+                credit.expires = 0.0
+
+    async def _credits_keep(self) -> None:
+        while self._credits:
+            await asyncio.sleep(LEASE_SECONDS / 2)
+            try:
+                await self._credits_release(every=False)
+            except (RedisError, OSError):
+                logger.warning("could not give back budget leases; their counters will be rebuilt")
+
+    async def _credits_release(self, *, every: bool) -> None:
+        """Give expired credit (or all of it) back to Redis. If Redis cannot take it, the
+        counters are rebuilt from PostgreSQL, as after any lost reservation."""
+        now = time.monotonic()
+        due = [(k, c) for k, c in self._credits.items() if every or c.expires <= now]
+        for key, _credit in due:
+            del self._credits[key]
+        owed = [(key, credit) for key, credit in due if credit.left > 0]
+        if not owed:
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for key, credit in owed:
+                if credit.epoch:
+                    args: list[Any] = [1, 0, credit.epoch, -credit.left, 0]
+                else:
+                    args = [0, 1, -credit.left]
+                await self._release(keys=[key], args=args, client=pipe)
+            await pipe.execute()
+        except (RedisError, OSError):
+            with self._lock:
+                self._stale.update(key for key, credit in owed if credit.epoch)
+            raise
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def _refusal(
         self, rules: TenantRules, res: Reservation, counter: Counter, used: int
@@ -361,6 +533,8 @@ class BudgetEnforcer:
             return
         with self._lock:
             keys, self._stale = list(self._stale), set()
+        for key in keys:
+            self._credits.pop(key, None)
         try:
             await self.redis.delete(*keys)
         except (RedisError, OSError):

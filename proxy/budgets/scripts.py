@@ -7,46 +7,80 @@ nano-USD); arithmetic on the stored values is done by Redis in 64-bit integers.
 """
 
 # KEYS: generation, counters (n), windows (m).
-# ARGV: generation, n, m, per counter (limit, amount, block), per window (limit, amount, ttl).
-# -> {1, epoch...} admitted | {-2} stale rules | {-1, i} counter i missing (rebuild it)
-#    | {0, i, settled, reserved} counter i would be exceeded | {2, j} window j is full
+# ARGV: generation, n, m, lease-only, share, per counter (limit, amount, block, unit, lease),
+#       per window (limit, amount, ttl, unit, lease).
+# Reserves `amount` on every key, all or nothing, plus a lease for the caller's process: up to
+# `lease` more, at most 1/share of what the key has left, nothing if less than one `unit` (one
+# more request of the kind). Lease-only (amounts 0) never refuses and skips missing counters.
+# -> {1, epoch, lease per counter..., lease per window...} admitted | {-2} stale rules
+#    | {-1, i} counter i missing (rebuild it) | {0, i, settled, reserved} counter i would be
+#    exceeded | {2, j} window j is full
 RESERVE = """
 local gen = redis.call('GET', KEYS[1]) or '0'
 if gen ~= ARGV[1] then return {-2} end
 local n = tonumber(ARGV[2])
 local m = tonumber(ARGV[3])
-local a = 4
+local only = ARGV[4] == '1'
+local share = tonumber(ARGV[5])
+local function lease(left, unit, wanted)
+  local grant = math.min(wanted, math.floor(left / share))
+  if grant < unit or grant < 1 then return 0 end
+  return grant
+end
+local grants = {}
+local epochs = {}
+local a = 6
 for i = 1, n do
   local v = redis.call('HMGET', KEYS[1 + i], 'e', 's', 'r')
-  if not v[1] then return {-1, i} end
-  if ARGV[a + 2] == '1' and tonumber(v[2]) + tonumber(v[3]) + tonumber(ARGV[a + 1])
-      > tonumber(ARGV[a]) then
-    return {0, i, v[2], v[3]}
+  if not v[1] then
+    if not only then return {-1, i} end
+    epochs[i] = ''
+    grants[i] = 0
+  else
+    local left = tonumber(ARGV[a]) - tonumber(v[2]) - tonumber(v[3]) - tonumber(ARGV[a + 1])
+    if ARGV[a + 2] == '1' then
+      if left < 0 and not only then return {0, i, v[2], v[3]} end
+      grants[i] = lease(left, tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]))
+    else
+      grants[i] = tonumber(ARGV[a + 4])
+    end
+    epochs[i] = v[1]
   end
-  a = a + 3
+  a = a + 5
 end
 for j = 1, m do
   local used = tonumber(redis.call('GET', KEYS[1 + n + j]) or '0')
-  if used > 0 and used + tonumber(ARGV[a + 1]) > tonumber(ARGV[a]) then return {2, j} end
-  a = a + 3
+  local limit = tonumber(ARGV[a])
+  if not only and used > 0 and used + tonumber(ARGV[a + 1]) > limit then return {2, j} end
+  grants[n + j] = lease(limit - used - tonumber(ARGV[a + 1]), tonumber(ARGV[a + 3]),
+    tonumber(ARGV[a + 4]))
+  a = a + 5
 end
 local out = {1}
-a = 4
+a = 6
 for i = 1, n do
-  redis.call('HINCRBY', KEYS[1 + i], 'r', ARGV[a + 1])
-  out[#out + 1] = redis.call('HGET', KEYS[1 + i], 'e')
-  a = a + 3
+  if epochs[i] ~= '' then
+    redis.call('HINCRBY', KEYS[1 + i], 'r', tonumber(ARGV[a + 1]) + grants[i])
+  end
+  out[#out + 1] = epochs[i]
+  out[#out + 1] = grants[i]
+  a = a + 5
 end
 for j = 1, m do
-  redis.call('INCRBY', KEYS[1 + n + j], ARGV[a + 1])
-  redis.call('EXPIRE', KEYS[1 + n + j], ARGV[a + 2])
-  a = a + 3
+  local add = tonumber(ARGV[a + 1]) + grants[n + j]
+  if add > 0 or not only then
+    redis.call('INCRBY', KEYS[1 + n + j], add)
+    redis.call('EXPIRE', KEYS[1 + n + j], ARGV[a + 2])
+  end
+  out[#out + 1] = grants[n + j]
+  a = a + 5
 end
 return out
 """
 
 # KEYS: counters (n), windows (m).
 # ARGV: n, m, per counter (epoch, -reserved, actual), per window (actual - reserved).
+# Also gives back a lease nobody used: -unused as the reservation, 0 as the actual.
 # A counter rebuilt since the reservation (other epoch) keeps its reservations untouched but
 # still takes the actual cost; a missing counter is left alone (its rebuild reads PostgreSQL).
 # -> the settled total of each counter, -1 where it is missing.

@@ -1,5 +1,6 @@
 """Writes of budgets and spend settings; every change bumps the tenant's budget generation so
-gateways reload their rules on the next request (the Lua script compares generations)."""
+gateways reload their rules on the next request (the Lua script compares generations, and the
+change notice makes them drop their leases at once)."""
 
 import logging
 from decimal import Decimal, InvalidOperation
@@ -15,6 +16,7 @@ from audit.services import audit_event_record
 from proxy.budget_models import DEFAULT_THRESHOLDS, Budget, SpendSettings
 from proxy.budgets.rules import generation_key
 from proxy.models import CostCenter, Project, ProxyKey
+from proxy.services import config_changed_notify
 from tenants.models import Tenant
 from tokenscope.lib.errors import DomainError, PermissionDenied
 
@@ -33,7 +35,8 @@ def budget_redis() -> redis.Redis:
 
 
 def budget_generation_bump(tenant: Tenant) -> None:
-    """After commit, INCR the tenant's budget generation (gateways reload their rules)."""
+    """After commit, INCR the tenant's budget generation (gateways reload their rules), then
+    tell every gateway process (pub/sub) to stop using what it leased under the old rules."""
     key = generation_key(tenant.schema_name)
 
     def bump() -> None:
@@ -43,6 +46,7 @@ def budget_generation_bump(tenant: Tenant) -> None:
             logger.warning("Could not bump %s: %s", key, type(exc).__name__)
 
     transaction.on_commit(bump)
+    config_changed_notify(tenant)
 
 
 def _admin_only(actor: User | None) -> None:

@@ -168,7 +168,7 @@ class Gateway:
     def __init__(self) -> None:
         self.keys = KeyResolver(settings.REDIS_URL)
         self.writer = RecordWriter()
-        self.budgets = BudgetEnforcer()
+        self.budgets = BudgetEnforcer(changed_at=self.keys.changed_at)
         self._session: ClientSession | None = None
         self._upstream_base = settings.ANTHROPIC_UPSTREAM_URL.rstrip("/")
 

@@ -164,6 +164,10 @@ class KeyResolver:
         if self._listener is not None:
             self._listener.cancel()
 
+    def changed_at(self, short_id: str) -> float:
+        """When (time.monotonic) this process last heard that the tenant's settings changed."""
+        return self._changed_at.get(short_id, float("-inf"))
+
     def _fresh(self, cached: _Cached, short_id: str, now: float) -> bool:
         if cached.loaded_at <= self._changed_at.get(short_id, float("-inf")):
             return False
