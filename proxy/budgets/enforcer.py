@@ -145,6 +145,7 @@ class BudgetEnforcer:
         self._refilling: set[tuple[str, ...]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._keeper: asyncio.Task[None] | None = None
+        self._windows: dict[tuple[str, str, str], PeriodWindow] = {}
         self._rules: dict[str, tuple[TenantRules, float]] = {}
         self._stale: set[str] = set()
         self._lock = threading.Lock()
@@ -200,7 +201,7 @@ class BudgetEnforcer:
         if billable:
             amount = usd_to_nano(worst)
             for rule in rules.applicable(key):
-                window = period_window(rule.period, now, rules.time_zone, rules.week_starts_on)
+                window = self._period(rule.period, now, rules)
                 res.counters.append(
                     Counter(
                         key=budget_counter_key(rules.schema, rule.id, window),
@@ -213,7 +214,7 @@ class BudgetEnforcer:
                     )
                 )
             if rules.monthly_request_limit is not None:
-                window = period_window("month", now, rules.time_zone, rules.week_starts_on)
+                window = self._period("month", now, rules)
                 res.counters.append(
                     Counter(
                         key=plan_counter_key(rules.schema, window),
@@ -247,6 +248,17 @@ class BudgetEnforcer:
                         )
                     )
         return res
+
+    def _period(self, period: str, now: datetime, rules: TenantRules) -> PeriodWindow:
+        """The calendar period containing `now`, computed once per period and time zone."""
+        cache_key = (period, rules.time_zone, rules.week_starts_on)
+        window = self._windows.get(cache_key)
+        if window is None or not window.start <= now < window.end:
+            if len(self._windows) > 10_000:
+                self._windows.clear()
+            window = period_window(period, now, rules.time_zone, rules.week_starts_on)
+            self._windows[cache_key] = window
+        return window
 
     async def reserve(self, ex: Any, key: Any) -> Reservation | None:
         """Reserve for one exchange before it is forwarded; raises ProxyError to refuse."""

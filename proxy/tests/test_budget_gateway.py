@@ -166,14 +166,18 @@ def counter(ws: Workspace, budget: Budget) -> Any:
 
 
 def wait_settled(ws: Workspace, budget: Budget, timeout: float = 15.0) -> Any:
-    """Wait until nothing is reserved on the budget (every exchange settled)."""
-    deadline = time.monotonic() + timeout
+    """Wait until nothing is reserved on the budget (every exchange settled, every lease back)."""
+    started = time.monotonic()
+    changes: list[tuple[float, int]] = []  # (seconds waited, reserved) each time it changed
     while True:
         values = counter(ws, budget)
-        if values and int(values[b"r"]) == 0:
+        reserved = int(values[b"r"]) if values else -1
+        if not changes or changes[-1][1] != reserved:
+            changes.append((round(time.monotonic() - started, 2), reserved))
+        if reserved == 0:
             return values
-        if time.monotonic() > deadline:
-            raise AssertionError(f"budget {budget.pk} still holds reservations: {values}")
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"budget {budget.pk} still holds reservations: {changes}")
         time.sleep(0.05)
 
 
