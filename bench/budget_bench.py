@@ -87,7 +87,7 @@ async def run(iterations: int, url: str) -> dict[str, list[float]]:
         # Steady state: counters exist. They are created empty here instead of from PostgreSQL.
         await enforcer._init(keys=[counter.key], args=["bench", 0, 2**31 - 1])  # type: ignore[attr-defined]
 
-    enforcer._rebuild = rebuild  # type: ignore[method-assign]
+    enforcer._rebuild_from_database = rebuild  # type: ignore[method-assign]
     key = SimpleNamespace(
         id="key-1",
         project_id=7,

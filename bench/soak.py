@@ -142,12 +142,17 @@ async def soak(args: argparse.Namespace, proxy: Proc, key: str) -> dict[str, Any
         "error_total": sum(errors.values()),
         "error_types": error_types,
     }
+    warm_from_ns = (started + args.warmup_seconds) * 1e9
     for kind, items in results.items():
         lat = [r.latency_ns / 1e6 for r in items]
+        lat_warm = [r.latency_ns / 1e6 for r in items if r.started_ns >= warm_from_ns]
         out[kind] = {
             "answered": len(items),
             "p50_ms": round(percentile(lat, 50), 2),
             "p99_ms": round(percentile(lat, 99), 2),
+            "max_ms": round(max(lat), 2) if lat else None,
+            "after_warmup_p50_ms": round(percentile(lat_warm, 50), 2),
+            "after_warmup_p99_ms": round(percentile(lat_warm, 99), 2),
         }
     out["rss_mb"] = [(t, round(b / 2**20, 1)) for t, b in rss]
     if warm:

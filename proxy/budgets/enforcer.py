@@ -146,6 +146,7 @@ class BudgetEnforcer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._keeper: asyncio.Task[None] | None = None
         self._windows: dict[tuple[str, str, str], PeriodWindow] = {}
+        self._rebuilding: dict[str, asyncio.Task[None]] = {}
         self._rules: dict[str, tuple[TenantRules, float]] = {}
         self._stale: set[str] = set()
         self._lock = threading.Lock()
@@ -331,6 +332,7 @@ class BudgetEnforcer:
             amount = 0 if lease_only else window.amount
             lease = window.amount * LEASE_REQUESTS
             args += [window.limit, amount, window.ttl, window.amount, lease]
+        sent = time.monotonic()
         result = await self._reserve(keys=keys, args=args)
         status = int(result[0])
         if status == 1:
@@ -351,8 +353,12 @@ class BudgetEnforcer:
         if status == -1:
             # Rebuild the missing counter and any other missing one, in one pass.
             for counter in res.counters[int(result[1]) - 1 :]:
-                self._credits.pop(counter.key, None)  # held in a counter that is gone
                 if not await self.redis.exists(counter.key):
+                    # Credit granted before this call was sent was held in the counter that is
+                    # gone; credit granted since may come from the counter rebuilt meanwhile.
+                    credit = self._credits.get(counter.key)
+                    if credit is not None and credit.granted_at < sent:
+                        del self._credits[counter.key]
                     await self._rebuild(rules.schema, counter)
             return "rebuilt"
         if status == 0:
@@ -505,7 +511,17 @@ class BudgetEnforcer:
         )
 
     async def _rebuild(self, schema: str, counter: Counter) -> None:
-        """Recreate a missing counter from PostgreSQL (the first writer wins)."""
+        """Recreate a missing counter from PostgreSQL, once per process however many requests
+        find it missing at the same time (after a Redis restart, every one of them would)."""
+        pending = self._rebuilding.get(counter.key)
+        if pending is None:
+            pending = self._spawn(self._rebuild_from_database(schema, counter))
+            self._rebuilding[counter.key] = pending
+            pending.add_done_callback(lambda _task: self._rebuilding.pop(counter.key, None))
+        await asyncio.shield(pending)
+
+    async def _rebuild_from_database(self, schema: str, counter: Counter) -> None:
+        """The first writer wins (INIT does nothing if another process created it)."""
         start, end = counter.window.start, counter.window.end
         if counter.kind == "plan":
             settled = await sync_to_async(plan_requests, thread_sensitive=False)(schema, start, end)
