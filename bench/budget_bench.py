@@ -96,7 +96,7 @@ async def run(iterations: int, url: str) -> dict[str, list[float]]:
         rpm_limit=None,
         input_tpm_limit=None,
         output_tpm_limit=None,
-        tenant=SimpleNamespace(schema_name=SCHEMA),
+        tenant=SimpleNamespace(schema_name=SCHEMA, short_id="benchbudgt"),
     )
     body_bytes = json.dumps(BODY).encode()
     route = route_match("POST", "/v1/messages")

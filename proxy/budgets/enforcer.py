@@ -280,7 +280,7 @@ class BudgetEnforcer:
                         return None
                     checked = True
                     continue
-                if self._credit_take(res, getattr(key.tenant, "short_id", "")):
+                if self._credit_take(res, key.tenant.short_id):
                     ex.reservation = res
                     self._credit_top_up(rules, res)
                     return res

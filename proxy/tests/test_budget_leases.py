@@ -6,6 +6,7 @@ import json
 import time
 from decimal import Decimal
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -42,15 +43,21 @@ def _evalsha_calls() -> int:
     return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
+def _key_with_roomy_budget(ws, name: str) -> tuple[str, Any, Budget]:
+    """A proxy key of its own with a blocking USD 1,000 daily budget: leases are granted."""
+    raw_key = run_committed(extra_key, ws, name=f"lease-{name.lower()}")
+    key_id = key_id_of(ws, raw_key)
+    budget = make_budget(
+        ws, name=name, scope="key", target=key_id, amount_usd="1000", period="day", block=True
+    )
+    return raw_key, key_id, budget
+
+
 def test_requests_under_a_roomy_budget_reserve_from_a_lease_and_the_counter_ends_exact(
     proxy_url, bud, committed
 ):
-    raw_key = run_committed(extra_key, bud, name="lease-roomy")
-    key_id = key_id_of(bud, raw_key)
+    raw_key, key_id, budget = _key_with_roomy_budget(bud, "Roomy")
     raw = body_for("Lease me.", max_tokens=100, output_tokens=50)
-    budget = make_budget(
-        bud, name="Roomy", scope="key", target=key_id, amount_usd="1000", period="day", block=True
-    )
     assert post_one(proxy_url, raw_key, raw).status_code == 200  # rules loaded, lease taken
     wait_settled(bud, budget)
     before = _evalsha_calls()
@@ -119,12 +126,8 @@ def test_two_gateway_processes_with_leases_never_overspend_and_leave_nothing_str
 def test_a_lowered_budget_refuses_the_next_request_although_credit_was_leased(
     proxy_url, bud, committed
 ):
-    raw_key = run_committed(extra_key, bud, name="lease-lowered")
-    key_id = key_id_of(bud, raw_key)
+    raw_key, key_id, budget = _key_with_roomy_budget(bud, "Lowered")
     raw = body_for("Lower me.", max_tokens=100, output_tokens=50)
-    budget = make_budget(
-        bud, name="Lowered", scope="key", target=key_id, amount_usd="1000", period="day", block=True
-    )
     gateway = Gateway()
     with serve_in_thread(gateway, lifespan="on") as url:
         for _ in range(3):
