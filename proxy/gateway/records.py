@@ -48,6 +48,7 @@ from proxy.pricing import usage_cost
 from proxy.prompts import prompt_sha256, prompt_text, storable_text
 from proxy.services import proxy_key_last_used_record
 from tokenscope.lib.child_process import django_process_pool
+from tokenscope.lib.idle_priority import IdlePriority
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,9 @@ USAGE_INT_FIELDS = (
     "cache_read_input_tokens",
 )
 STALE_CLAIM_SECONDS = 300
+WRITER_CATCH_UP_SECONDS = 1.0
 PRICED_KINDS = frozenset({UsageRecord.Kind.MESSAGES, UsageRecord.Kind.BATCH_RESULT})
+_writer_priority = IdlePriority(WRITER_CATCH_UP_SECONDS)
 _CONCRETE = UsageRecord._meta.concrete_fields
 _COPY_FIELDS = [(field.attname, isinstance(field, JSONField)) for field in _CONCRETE]
 
@@ -351,6 +354,21 @@ def records_write(exchanges: list[Exchange]) -> list[Written]:
     return written
 
 
+def records_write_in_writer(exchanges: list[Exchange]) -> list[Written]:
+    """`records_write` as the writer process runs it: on one core and only when nothing else
+    wants it while it keeps up, at normal priority on every core once its oldest record waited
+    `WRITER_CATCH_UP_SECONDS` (tokenscope/lib/idle_priority.py; writers of several gateway
+    processes are spread over the cores by their parent's pid). `finished` is the gateway's
+    `perf_counter`, which is CLOCK_MONOTONIC on Linux, the same clock in every process."""
+    now = time.perf_counter()
+    behind = any(
+        ex.finished is not None and now - ex.finished > WRITER_CATCH_UP_SECONDS for ex in exchanges
+    )
+    return _writer_priority.run(
+        lambda: records_write(exchanges), behind=behind, spread=os.getppid()
+    )
+
+
 def records_settle(exchanges: list[Exchange], written: list[Written]) -> None:
     """After a batch is written: exact costs replace the budget reservations (one Redis round
     trip per batch), and operators hear of what the batch revealed. In the gateway's process,
@@ -430,8 +448,9 @@ class RecordWriter:
     """Queues exchanges and has them written every RECORD_FLUSH_INTERVAL_MS.
 
     The writing (pricing, classification, COPY, rollups) happens in a child process of its own,
-    so its CPU never competes for the interpreter lock with the event loop relaying requests
-    (docs/performance.md). Prompts reach it through the pool's pipe, in memory, as they would a
+    so its CPU never competes for the interpreter lock with the event loop relaying requests,
+    and, while it keeps up, on one core and only when no other process wants it
+    (`records_write_in_writer`, docs/performance.md). Prompts reach it through the pool's pipe, in memory, as they would a
     thread. If the child fails, the batch is written in a thread here instead and a new child is
     started for the next one; ids are fixed, so a batch the child did write is not written twice.
     """
@@ -455,7 +474,7 @@ class RecordWriter:
         try:
             payload = [_portable(ex) for ex in batch if ex.key is not None]
             loop = asyncio.get_running_loop()
-            written = await loop.run_in_executor(self._pool, records_write, payload)
+            written = await loop.run_in_executor(self._pool, records_write_in_writer, payload)
         except Exception:
             logger.exception("record writer process failed; writing %d records here", len(batch))
             self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,5 +1,7 @@
 import hashlib
 import json
+import os
+import sys
 import time
 from decimal import Decimal
 
@@ -898,6 +900,33 @@ def test_a_cookie_upstream_sets_never_travels_with_a_later_request(
 
     recorded = httpx.get(fake_upstream.base_url + "/_fake/requests").json()
     assert all(_header(r, "cookie") is None for r in recorded[-2:])
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or len(os.sched_getaffinity(0)) < 2,
+    reason="SCHED_IDLE and CPU affinity: Linux with two cores or more",
+)
+def test_the_writer_process_writes_on_one_core_and_only_when_nothing_else_wants_it(
+    workspaces, fake_upstream, settings
+):
+    from proxy.gateway import Gateway
+    from tokenscope.lib.asgi_server import serve_in_thread
+
+    settings.ANTHROPIC_UPSTREAM_URL = fake_upstream.base_url
+    ws = workspaces["a"]
+    gateway = Gateway()
+    with serve_in_thread(gateway, lifespan="on") as url:
+        # The first record waits for the writer process to start (seconds): that batch is
+        # behind and runs at normal priority; the next one is not.
+        for _ in range(2):
+            response = sdk(url, ws.key).messages.with_raw_response.create(
+                model=MODEL, max_tokens=5, messages=ask()
+            )
+            wait_record(ws.tenant, response.headers["x-tokenscope-request-id"])
+        (child,) = gateway.writer._pool._processes  # its main thread wrote the batch
+        policy, cpus = os.sched_getscheduler(child), os.sched_getaffinity(child)
+    assert policy == os.SCHED_IDLE
+    assert len(cpus) == 1
 
 
 def test_records_are_written_once_when_the_writer_process_is_killed(
