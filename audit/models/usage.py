@@ -58,14 +58,16 @@ class UsageRecord(models.Model):
     # Earlier figures kept by `usage_reprice`: [{cost_usd, price_book_version, repriced_at}].
     previous_costs = models.JSONField(default=list, blank=True)
 
+    # No single-column index: the (column, -created_at) indexes below serve every lookup by
+    # these keys (PROTECT checks included), and each index costs every insert its update.
     project = models.ForeignKey(
-        "proxy.Project", null=True, on_delete=models.PROTECT, related_name="+"
+        "proxy.Project", null=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     cost_center = models.ForeignKey(
-        "proxy.CostCenter", null=True, on_delete=models.PROTECT, related_name="+"
+        "proxy.CostCenter", null=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     proxy_key = models.ForeignKey(
-        "proxy.ProxyKey", null=True, on_delete=models.PROTECT, related_name="+"
+        "proxy.ProxyKey", null=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     key_owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
