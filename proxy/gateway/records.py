@@ -450,9 +450,10 @@ class RecordWriter:
     The writing (pricing, classification, COPY, rollups) happens in a child process of its own,
     so its CPU never competes for the interpreter lock with the event loop relaying requests,
     and, while it keeps up, on one core and only when no other process wants it
-    (`records_write_in_writer`, docs/performance.md). Prompts reach it through the pool's pipe, in memory, as they would a
-    thread. If the child fails, the batch is written in a thread here instead and a new child is
-    started for the next one; ids are fixed, so a batch the child did write is not written twice.
+    (`records_write_in_writer`, docs/performance.md). Prompts reach it through the pool's
+    pipe, in memory, as they would a thread. If the child fails, the batch is written in a
+    thread here instead and a new child is started for the next one; ids are fixed, so a batch
+    the child did write is not written twice.
     """
 
     def __init__(self) -> None:

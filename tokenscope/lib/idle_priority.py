@@ -14,8 +14,11 @@ in memory, so work never waits long: a batch that starts behind (its oldest item
 `catch_up_seconds`) runs at normal priority, and a watchdog thread (normal priority itself)
 puts a batch that has run longer than that back to normal priority.
 
-Where the policy does not exist (not Linux) or cannot be left again (an unprivileged process
-whose RLIMIT_NICE forbids it), work runs at normal priority as before.
+Where the policy does not exist (not Linux) or cannot be left again, work runs at normal
+priority as before. Leaving SCHED_IDLE needs root, CAP_SYS_NICE or an RLIMIT_NICE of 20 or more
+(systemd `LimitNICE=20`, Docker `--ulimit nice=20`); an unprivileged process with the usual
+limit of 0 may enter it but never leave it, so it is not entered at all. Which one applies is
+logged once per process.
 """
 
 import logging
@@ -69,6 +72,10 @@ class IdlePriority:
     def run(self, fn: Callable[[], T], *, behind: bool, spread: int = 0) -> T:
         if self._enabled is None:
             self._enabled = _policy_switchable()
+            logger.info(
+                "background work on idle cores: %s",
+                "on" if self._enabled else "off (SCHED_IDLE unavailable or not leavable)",
+            )
             if self._enabled:
                 self._all_cpus = os.sched_getaffinity(0)
                 cpus = sorted(self._all_cpus)
