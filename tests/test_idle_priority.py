@@ -74,3 +74,17 @@ def test_work_that_runs_past_the_catch_up_time_is_put_back_to_normal_priority():
     at_start, later = _on_a_thread(lambda: priority.run(slow, behind=False))
     assert at_start[0] == os.SCHED_IDLE
     assert later == (os.SCHED_OTHER, os.sched_getaffinity(0))
+
+
+def test_work_still_runs_when_the_switch_fails(monkeypatch):
+    priority = IdlePriority(catch_up_seconds=5.0)
+    _on_a_thread(lambda: priority.run(_where, behind=False))  # switched on
+
+    def refuse(*_args: Any) -> None:
+        raise PermissionError
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    assert _on_a_thread(lambda: priority.run(lambda: "done", behind=False)) == "done"
+    monkeypatch.undo()
+    policy, _cpus = _on_a_thread(lambda: priority.run(_where, behind=False))
+    assert policy == os.SCHED_OTHER  # and it no longer tries

@@ -21,6 +21,7 @@ limit of 0 may enter it but never leave it, so it is not entered at all. Which o
 logged once per process.
 """
 
+import contextlib
 import logging
 import os
 import threading
@@ -85,11 +86,18 @@ class IdlePriority:
         if not self._enabled:
             return fn()
         self._worker = threading.get_native_id()
-        if behind:
-            self._catch_up(0)
-        else:
-            os.sched_setaffinity(0, self._one_cpu)
-            _set_policy(0, os.SCHED_IDLE)
+        try:
+            if behind:
+                self._catch_up(0)
+            else:
+                os.sched_setaffinity(0, self._one_cpu)
+                _set_policy(0, os.SCHED_IDLE)
+        except OSError:  # e.g. the allowed cores changed under us: stop trying, work as usual
+            logger.warning("background work on idle cores: off (could not switch)")
+            self._enabled = False
+            with contextlib.suppress(OSError):
+                self._catch_up(0)
+            return fn()
         self._started = time.monotonic()
         try:
             return fn()
