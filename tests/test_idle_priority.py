@@ -43,8 +43,8 @@ def test_work_that_keeps_up_runs_under_sched_idle_on_one_core():
 
 def test_writers_of_different_parents_get_different_cores():
     allowed = sorted(os.sched_getaffinity(0))
-    first = _on_a_thread(lambda: IdlePriority(5.0).run(_where, behind=False, spread=0))
-    second = _on_a_thread(lambda: IdlePriority(5.0).run(_where, behind=False, spread=1))
+    first = _on_a_thread(lambda: IdlePriority(5.0, spread=0).run(_where, behind=False))
+    second = _on_a_thread(lambda: IdlePriority(5.0, spread=1).run(_where, behind=False))
     assert first[1] == {allowed[-1]}
     assert second[1] == {allowed[-2]}
 

@@ -8,6 +8,7 @@ can never duplicate one.
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -61,7 +62,6 @@ USAGE_INT_FIELDS = (
 STALE_CLAIM_SECONDS = 300
 WRITER_CATCH_UP_SECONDS = 1.0
 PRICED_KINDS = frozenset({UsageRecord.Kind.MESSAGES, UsageRecord.Kind.BATCH_RESULT})
-_writer_priority = IdlePriority(WRITER_CATCH_UP_SECONDS)
 _CONCRETE = UsageRecord._meta.concrete_fields
 _COPY_FIELDS = [(field.attname, isinstance(field, JSONField)) for field in _CONCRETE]
 
@@ -364,9 +364,13 @@ def records_write_in_writer(exchanges: list[Exchange]) -> list[Written]:
     behind = any(
         ex.finished is not None and now - ex.finished > WRITER_CATCH_UP_SECONDS for ex in exchanges
     )
-    return _writer_priority.run(
-        lambda: records_write(exchanges), behind=behind, spread=os.getppid()
-    )
+    return _writer_priority().run(lambda: records_write(exchanges), behind=behind)
+
+
+@functools.cache
+def _writer_priority() -> IdlePriority:
+    """One per writer process; writers of different gateway processes get different cores."""
+    return IdlePriority(WRITER_CATCH_UP_SECONDS, spread=os.getppid())
 
 
 def records_settle(exchanges: list[Exchange], written: list[Written]) -> None:

@@ -62,15 +62,16 @@ class IdlePriority:
     """Run work on the calling thread under SCHED_IDLE, on one core, unless it is behind (see
     module doc). `spread` picks the core among those allowed (e.g. the parent's pid)."""
 
-    def __init__(self, catch_up_seconds: float) -> None:
+    def __init__(self, catch_up_seconds: float, spread: int = 0) -> None:
         self.catch_up_seconds = catch_up_seconds
+        self.spread = spread
         self._enabled: bool | None = None
         self._started: float | None = None  # monotonic start of the batch running, if any
         self._worker: int | None = None  # native id of the thread running batches
         self._all_cpus: set[int] = set()
         self._one_cpu: set[int] = set()
 
-    def run(self, fn: Callable[[], T], *, behind: bool, spread: int = 0) -> T:
+    def run(self, fn: Callable[[], T], *, behind: bool) -> T:
         if self._enabled is None:
             self._enabled = _policy_switchable()
             logger.info(
@@ -80,7 +81,7 @@ class IdlePriority:
             if self._enabled:
                 self._all_cpus = os.sched_getaffinity(0)
                 cpus = sorted(self._all_cpus)
-                self._one_cpu = {cpus[-1 - spread % len(cpus)]}
+                self._one_cpu = {cpus[-1 - self.spread % len(cpus)]}
                 watchdog = threading.Thread(target=self._watch, name="idle-watchdog", daemon=True)
                 watchdog.start()  # created at normal priority, so it keeps it
         if not self._enabled:
@@ -122,3 +123,4 @@ class IdlePriority:
                     self._catch_up(worker)
                 except OSError:  # the thread is gone, or its policy may no longer be changed
                     logger.warning("could not restore the background thread's priority")
+                self._started = None  # once per batch
