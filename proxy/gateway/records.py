@@ -39,6 +39,7 @@ from django_tenants.utils import schema_context, schema_exists
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from audit.classification.model import default_model
 from audit.models import UsageRecord
 from audit.rollups import rollup_apply
 from proxy.alerts import unpriced_model_alert, upstream_key_rejected_notice
@@ -367,6 +368,16 @@ def records_write_in_writer(exchanges: list[Exchange]) -> list[Written]:
     return _writer_priority().run(lambda: records_write(exchanges), behind=behind)
 
 
+def records_writer_warm_up() -> None:
+    """What the writer process's first batch would otherwise do first, at normal priority
+    and on every core while requests wait: import the gateway's modules (unpickling an
+    exchange needs them: ~1 s of CPU), load the classifier and connect to the database."""
+    default_model()
+    _writer_priority()
+    connection.ensure_connection()
+    close_old_connections()
+
+
 @functools.cache
 def _writer_priority() -> IdlePriority:
     """One per writer process; writers of different gateway processes get different cores."""
@@ -471,7 +482,7 @@ class RecordWriter:
         """Start the writer process now rather than at the first batch (Django takes ~2 s)."""
         if self._pool is None:
             self._pool = django_process_pool()
-            self._pool.submit(int)  # spawns the child; the first batch then finds it ready
+            self._pool.submit(records_writer_warm_up)  # the first batch then finds it ready
 
     async def _write(self, batch: list[Exchange]) -> None:
         self.start()
