@@ -131,11 +131,11 @@ def start_upstream() -> Proc:
     return proc
 
 
-def start_proxy(upstream_port: int) -> Proc:
+def start_proxy(upstream_port: int, workers: int = 1) -> Proc:
     port = free_port()
     args = [
         str(PY), "-m", "uvicorn", "tokenscope.asgi:application",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--no-access-log", "--log-level", "warning", "--backlog", "4096",
         "--timeout-keep-alive", "60",
         "--no-proxy-headers",  # as in production (tokenscope.workers.Worker)
@@ -172,8 +172,8 @@ def litellm_version() -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def start_litellm(upstream_port: int) -> Proc | None:
-    """LiteLLM's proxy in its own venv, no database (no spend logs), one worker."""
+def start_litellm(upstream_port: int, workers: int = 1) -> Proc | None:
+    """LiteLLM's proxy in its own venv, no database (no spend logs)."""
     binary = LITELLM_VENV / "bin" / "litellm"
     if not binary.exists():
         return None
@@ -205,7 +205,7 @@ def start_litellm(upstream_port: int) -> Proc | None:
         PATH=f"{LITELLM_VENV / 'bin'}:{env.get('PATH', '')}",
     )
     args = [str(binary), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
-    args += ["--num_workers", "1"]
+    args += ["--num_workers", str(workers)]
     proc = Proc("litellm", args, env, port)
     proc.wait_ready(timeout=180)
     return proc

@@ -342,7 +342,11 @@ async def run(args: argparse.Namespace, procs: dict[str, Proc], key: str) -> dic
     proxy = Target("proxy", procs["proxy"].port, key)
     pair = [direct, proxy]
     res: dict[str, Any] = {
-        "params": {"quick": q, "throughput_concurrency": args.throughput_concurrency}
+        "params": {
+            "quick": q,
+            "throughput_concurrency": args.throughput_concurrency,
+            "workers": args.workers,
+        }
     }
     records_start = usage_record_count()
     proxy_requests = 0
@@ -468,6 +472,12 @@ def main() -> None:
     )
     parser.add_argument("--throughput-concurrency", type=int, default=32)
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="server processes of the proxy and of LiteLLM (2: the Procfile's default)",
+    )
+    parser.add_argument(
         "--debug", choices=("0", "1"), default="1", help="DEBUG of the proxy (0: production)"
     )
     args = parser.parse_args()
@@ -479,9 +489,9 @@ def main() -> None:
     started = time.time()
     try:
         procs["upstream"] = start_upstream()
-        procs["proxy"] = start_proxy(procs["upstream"].port)
+        procs["proxy"] = start_proxy(procs["upstream"].port, args.workers)
         if not args.no_litellm:
-            lite = start_litellm(procs["upstream"].port)
+            lite = start_litellm(procs["upstream"].port, args.workers)
             if lite is not None:
                 procs["litellm"] = lite
             else:
