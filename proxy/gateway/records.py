@@ -8,6 +8,7 @@ can never duplicate one.
 
 import asyncio
 import contextlib
+import copy
 import functools
 import json
 import logging
@@ -46,6 +47,7 @@ from proxy.alerts import unpriced_model_alert, upstream_key_rejected_notice
 from proxy.budgets.enforcer import settle_exchanges
 from proxy.gateway.classify import classify_into
 from proxy.gateway.exchange import Exchange
+from proxy.gateway.keys import ResolvedKey
 from proxy.pricing import usage_cost
 from proxy.prompts import prompt_sha256, prompt_text, storable_text
 from proxy.services import proxy_key_last_used_record
@@ -453,10 +455,22 @@ def _insert(schema: str, records: list[UsageRecord]) -> None:
         proxy_key_last_used_record(last_used)
 
 
-def _portable(ex: Exchange) -> Exchange:
-    """The exchange as the writer process gets it: no Anthropic key, no live reservation."""
-    assert ex.key is not None
-    return replace(ex, key=replace(ex.key, anthropic_key=None), reservation=None, body_bytes=b"")
+def _portable(batch: list[Exchange]) -> list[Exchange]:
+    """The exchanges as the writer process gets them: no Anthropic key, no live reservation.
+
+    Exchanges of one key share one copy of it, which is then pickled once per batch."""
+    keys: dict[int, ResolvedKey] = {}
+    portable = []
+    for ex in batch:
+        if ex.key is None:
+            continue
+        key = keys.get(id(ex.key))
+        if key is None:
+            key = keys[id(ex.key)] = replace(ex.key, anthropic_key=None)
+        copied = copy.copy(ex)
+        copied.key, copied.reservation, copied.body_bytes = key, None, b""
+        portable.append(copied)
+    return portable
 
 
 class RecordWriter:
@@ -488,7 +502,7 @@ class RecordWriter:
         self.start()
         assert self._pool is not None
         try:
-            payload = [_portable(ex) for ex in batch if ex.key is not None]
+            payload = _portable(batch)
             loop = asyncio.get_running_loop()
             written = await loop.run_in_executor(self._pool, records_write_in_writer, payload)
         except Exception:

@@ -929,6 +929,44 @@ def test_the_writer_process_writes_on_one_core_and_only_when_nothing_else_wants_
     assert len(cpus) == 1
 
 
+def test_exchanges_reach_the_writer_process_without_the_anthropic_key():
+    import pickle
+
+    from proxy.gateway.exchange import Exchange
+    from proxy.gateway.keys import ResolvedKey, TenantInfo
+    from proxy.gateway.records import _portable
+    from proxy.gateway.routes import route_match
+
+    tenant = TenantInfo(1, "t1", "acme", "t_acme", "active", "eu", False, "UTC")
+    secrets = ("sk-ant-api03-first-secret", "sk-ant-api03-second-secret")
+    first, second = (
+        ResolvedKey(n, tenant, 1, "", 1, None, (), None, None, None, None, secret)
+        for n, secret in enumerate(secrets)
+    )
+    route = route_match("POST", "/v1/messages")
+    assert route is not None
+    batch = [
+        Exchange(route, "POST /v1/messages", None, "ua", key=key, body_bytes=b"{}")
+        for key in (first, first, second, None)
+    ]
+    for ex in batch:
+        ex.reservation = object()
+
+    portable = _portable(batch)
+
+    assert [ex.record_id for ex in portable] == [ex.record_id for ex in batch[:3]]
+    assert all(ex.key is not None and ex.key.anthropic_key is None for ex in portable)
+    assert all(ex.reservation is None and ex.body_bytes == b"" for ex in portable)
+    assert portable[0].key is portable[1].key  # one copy per key, pickled once
+    assert portable[2].key is not None
+    assert portable[2].key.id == second.id
+    pickled = pickle.dumps(portable)
+    assert not any(secret.encode() in pickled for secret in secrets)
+    # The gateway's own exchanges keep what settling and forwarding need.
+    assert [ex.key.anthropic_key for ex in batch[:3] if ex.key] == [*secrets[:1], *secrets]
+    assert all(ex.reservation is not None and ex.body_bytes == b"{}" for ex in batch)
+
+
 def test_records_are_written_once_when_the_writer_process_is_killed(
     workspaces, fake_upstream, settings
 ):
