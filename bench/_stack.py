@@ -132,32 +132,20 @@ def start_upstream() -> Proc:
 
 
 def start_proxy(upstream_port: int, workers: int = 1) -> Proc:
+    """The proxy as the Procfile's `web` runs it: gunicorn, the production worker class (uvicorn
+    with uvloop and httptools, no proxy headers), each worker on a listening socket of its own
+    (`--reuse-port`, so the kernel spreads new connections over the workers)."""
     port = free_port()
     args = [
-        str(PY), "-m", "uvicorn", "tokenscope.asgi:application",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--no-access-log", "--log-level", "warning", "--backlog", "4096",
-        "--timeout-keep-alive", "60",
-        "--no-proxy-headers",  # as in production (tokenscope.workers.Worker)
+        str(PY), "-m", "gunicorn", "tokenscope.asgi:application",
+        "-k", "tokenscope.workers.Worker", "--workers", str(workers), "--reuse-port",
+        "--bind", f"127.0.0.1:{port}", "--backlog", "4096", "--keep-alive", "60",
+        "--log-level", "warning",
     ]  # fmt: skip
-    args += server_loop_args()
     env = server_env(ANTHROPIC_UPSTREAM_URL=f"http://127.0.0.1:{upstream_port}")
     proc = Proc("proxy", args, env, port)
     proc.wait_ready()
     return proc
-
-
-def server_loop_args() -> list[str]:
-    args: list[str] = []
-    for module, flag in (("httptools", ["--http", "httptools"]), ("uvloop", ["--loop", "uvloop"])):
-        if has_module(module):
-            args += flag
-    return args
-
-
-def has_module(name: str) -> bool:
-    result = subprocess.run([str(PY), "-c", f"import {name}"], capture_output=True)
-    return result.returncode == 0
 
 
 def litellm_version() -> str | None:
@@ -308,7 +296,7 @@ def machine() -> dict[str, Any]:
             str(PY),
             "-c",
             "import importlib.metadata as m\n"
-            "for p in ('uvicorn','uvloop','httptools','httpx','django','psycopg'):\n"
+            "for p in ('gunicorn','uvicorn','uvloop','httptools','aiohttp','django','psycopg'):\n"
             "    try: print(p, m.version(p))\n"
             "    except m.PackageNotFoundError: print(p, '-')",
         ],
