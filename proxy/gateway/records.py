@@ -375,7 +375,6 @@ def records_writer_warm_up() -> None:
     and on every core while requests wait: import the gateway's modules (unpickling an
     exchange needs them: ~1 s of CPU), load the classifier and connect to the database."""
     default_model()
-    _writer_priority()
     connection.ensure_connection()
     close_old_connections()
 
